@@ -1,0 +1,284 @@
+"""Parameter sets: YAML validated into typed models before any host is touched.
+
+Every error names the field, the value and what would be valid. Models forbid
+unknown keys so a typo (``nodse:``) fails loudly instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+IFACE_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$")
+LAB_ID_RE = re.compile(r"^[a-z][a-z0-9]{0,3}$")
+
+
+class ParamsError(ValueError):
+    """A parameter file that cannot be used; the message says what to fix."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_iface(value: str) -> str:
+    if not IFACE_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid Linux interface name "
+            "(1-15 characters: letters, digits, '_', '.', '-', starting with a letter)"
+        )
+    return value
+
+
+IfaceName = Annotated[str, Field(description="Linux interface name")]
+
+
+class Network(Strict):
+    """One cluster network: the article's bond with two slave NICs."""
+
+    subnet: ipaddress.IPv4Network
+    bond: IfaceName
+    slaves: tuple[IfaceName, IfaceName]
+
+    @field_validator("bond")
+    @classmethod
+    def _bond_name(cls, v: str) -> str:
+        return _check_iface(v)
+
+    @field_validator("slaves")
+    @classmethod
+    def _slave_names(cls, v: tuple[str, str]) -> tuple[str, str]:
+        for s in v:
+            _check_iface(s)
+        if v[0] == v[1]:
+            raise ValueError(f"the two slaves must differ, got {v[0]!r} twice")
+        return v
+
+    @field_validator("subnet")
+    @classmethod
+    def _subnet_size(cls, v: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        if v.prefixlen > 30 or v.prefixlen < 8:
+            raise ValueError(f"prefix length /{v.prefixlen} is out of range; use /8 to /30")
+        return v
+
+
+class PublicNetwork(Network):
+    gateway: ipaddress.IPv4Address
+
+    @model_validator(mode="after")
+    def _gateway_inside(self) -> "PublicNetwork":
+        _require_host_in(self.gateway, self.subnet, "networks.public.gateway")
+        return self
+
+
+class Networks(Strict):
+    private: Network = Field(description="ring0: corosync traffic only")
+    public: PublicNetwork = Field(description="ring1 backup, VIP, gateway, clients")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "Networks":
+        if self.private.subnet.overlaps(self.public.subnet):
+            raise ValueError(
+                f"networks.private.subnet {self.private.subnet} overlaps "
+                f"networks.public.subnet {self.public.subnet}; the rings need separate networks"
+            )
+        names = [self.private.bond, *self.private.slaves, self.public.bond, *self.public.slaves]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"interface names are used twice across networks: {', '.join(dup)}")
+        return self
+
+
+class Node(Strict):
+    name: str
+    nodeid: int = Field(ge=1, le=65535)
+    private_ip: ipaddress.IPv4Address
+    public_ip: ipaddress.IPv4Address
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(
+                f"{v!r} is not a usable host name (2-32 characters: lower-case letters, "
+                "digits and '-', starting with a letter)"
+            )
+        return v
+
+
+class Cluster(Strict):
+    name: str = Field(description="corosync cluster_name")
+    profile: str = Field(default="fast", description="timing profile name")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(f"{v!r} is not a usable cluster name (lower-case letters, digits, '-')")
+        return v
+
+
+class Vip(Strict):
+    address: ipaddress.IPv4Address
+
+
+class Ssh(Strict):
+    """How the runbooks reach nodes. In the lab, key and known_hosts come from the lab."""
+
+    user: str = "root"
+    port: int = Field(default=22, ge=1, le=65535)
+    network: Literal["public", "private"] = "public"
+    key_file: Path | None = None
+    known_hosts: Path | None = None
+    connect_timeout: float = Field(default=10.0, gt=0, le=300)
+    command_timeout: float = Field(default=120.0, gt=0, le=3600)
+
+
+class Lab(Strict):
+    """The local lab: nspawn containers on host bridges. Absent for real hosts."""
+
+    id: str = Field(default="hk", description="short prefix (1-4 chars) for bridges, veths, netns")
+    host_private_ip: ipaddress.IPv4Address
+    host_public_ip: ipaddress.IPv4Address
+    links: Literal["auto", "bond-names", "slaves"] = Field(
+        default="auto",
+        description=(
+            "auto: slaves (eth0..eth3) if the kernel has bonding, else one plain link per "
+            "network named like the bond"
+        ),
+    )
+    state_dir: Path = Path("/var/lib/hakit/lab")
+    image_cache: Path = Path("/var/cache/hakit/images")
+    mirror: str | None = Field(
+        default=None, description="Debian mirror URL; default: the host's own apt source"
+    )
+    boot_timeout: float = Field(default=120.0, gt=0, le=1800)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not LAB_ID_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid lab id (1-4 lower-case letters/digits, letter first)")
+        return v
+
+
+class Params(Strict):
+    cluster: Cluster
+    nodes: list[Node]
+    networks: Networks
+    vip: Vip
+    ssh: Ssh = Ssh()
+    lab: Lab | None = None
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Params":
+        if len(self.nodes) < 2:
+            raise ValueError(
+                f"nodes: {len(self.nodes)} node(s) given; an active/passive cluster needs at least 2"
+            )
+        for attr in ("name", "nodeid", "private_ip", "public_ip"):
+            seen: dict[object, int] = {}
+            for i, n in enumerate(self.nodes):
+                v = getattr(n, attr)
+                if v in seen:
+                    raise ValueError(
+                        f"nodes[{i}].{attr} {v} repeats nodes[{seen[v]}].{attr}; each node needs its own"
+                    )
+                seen[v] = i
+        priv, pub = self.networks.private.subnet, self.networks.public.subnet
+        for i, n in enumerate(self.nodes):
+            _require_host_in(n.private_ip, priv, f"nodes[{i}].private_ip")
+            _require_host_in(n.public_ip, pub, f"nodes[{i}].public_ip")
+        _require_host_in(self.vip.address, pub, "vip.address")
+        taken = {n.public_ip for n in self.nodes} | {self.networks.public.gateway}
+        if self.vip.address in taken:
+            raise ValueError(f"vip.address {self.vip.address} is already a node or gateway address")
+        if self.networks.public.gateway in {n.public_ip for n in self.nodes}:
+            raise ValueError(f"networks.public.gateway {self.networks.public.gateway} is a node address")
+        if self.lab is not None:
+            _require_host_in(self.lab.host_private_ip, priv, "lab.host_private_ip")
+            _require_host_in(self.lab.host_public_ip, pub, "lab.host_public_ip")
+            used = taken | {self.vip.address}
+            if self.lab.host_public_ip in used:
+                raise ValueError(f"lab.host_public_ip {self.lab.host_public_ip} is already in use by the cluster")
+            if self.lab.host_private_ip in {n.private_ip for n in self.nodes}:
+                raise ValueError(f"lab.host_private_ip {self.lab.host_private_ip} is a node address")
+        elif self.ssh.key_file is None or self.ssh.known_hosts is None:
+            raise ValueError(
+                "ssh.key_file and ssh.known_hosts are required for real hosts "
+                "(only the lab provides its own); host keys must be pinned"
+            )
+        return self
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"no node named {name!r}; nodes are: {', '.join(n.name for n in self.nodes)}")
+
+    def ssh_address(self, node: Node) -> ipaddress.IPv4Address:
+        return node.public_ip if self.ssh.network == "public" else node.private_ip
+
+
+def _require_host_in(addr: ipaddress.IPv4Address, net: ipaddress.IPv4Network, field: str) -> None:
+    if addr not in net:
+        raise ValueError(f"{field} {addr} is outside the subnet {net}; pick an address inside it")
+    if addr in (net.network_address, net.broadcast_address):
+        raise ValueError(f"{field} {addr} is the network or broadcast address of {net}; pick a host address")
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: {err.error_count()} problem(s) in the parameters:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (a typo?); remove it or check the spelling against params/lab.yaml"
+            lines.append(f"  - {loc}: {msg}")
+            continue
+        if e["type"] == "missing":
+            lines.append(f"  - {loc}: required field is missing")
+            continue
+        value = e.get("input")
+        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+        lines.append(f"  - {loc}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def parse_params(data: object, source: str = "params") -> Params:
+    """Validate already-loaded YAML data; raise ParamsError with a readable message."""
+    if not isinstance(data, dict):
+        raise ParamsError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as err:
+        raise ParamsError(_format_error(source, err)) from None
+
+
+def load_params(path: str | Path) -> Params:
+    """Read and validate a YAML parameter file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ParamsError(f"params file {str(p)!r} does not exist; see params/lab.yaml for an example") from None
+    except OSError as e:
+        raise ParamsError(f"params file {str(p)!r} cannot be read: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ParamsError(f"params file {str(p)!r} is not valid YAML: {e}") from None
+    return parse_params(data, str(p))
