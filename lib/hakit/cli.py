@@ -1,0 +1,160 @@
+"""Command line: `python -m hakit lab up|status|down|ssh|<fault> ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Sequence
+
+from .localcmd import LocalCommandError
+from .params import ParamsError, load_params
+
+DEFAULT_PARAMS = "params/lab.yaml"
+
+
+def _lab(args: argparse.Namespace):  # noqa: ANN202 - imported lazily to keep --help fast
+    from .lab import Lab
+
+    return Lab(load_params(args.params))
+
+
+def _print_status(d: dict) -> None:
+    print(f"lab {d['lab_id']} (cluster {d['cluster']}): {'UP' if d['up'] else 'NOT UP'}")
+    img = "built" if d["image_built"] else "not built yet (built on first `lab up`)"
+    print(f"  image:    {d['image']} ({img})")
+    b = d["bonding"]
+    if b["available"]:
+        print(f"  bonding:  available ({b['reason']}); nodes get slave NICs, stage 1 makes the bonds")
+    else:
+        print(f"  bonding:  NOT available: {b['reason']}.")
+        print("            Nodes get one plain link per network, named like the bond (no real bond).")
+    print(f"  networks: private bridge {d['bridges']['private']}, public bridge {d['bridges']['public']}; "
+          f"this machine: {', '.join(d['host_addresses'].values())}")
+    gw = d["gateway"]
+    cut = f"; cut for {', '.join(gw['blocked_sources'])}" if gw["blocked_sources"] else ""
+    print(f"  gateway:  {gw['address']} (netns {gw['netns']}){cut}; VIP {d['vip']}")
+    print(f"  {'node':<10} {'state':<8} {'system':<10} {'private':<13} {'public':<13} {'mem MiB':>7}  interfaces")
+    for n in d["nodes"]:
+        mem = f"{n['memory_mib']:.0f}" if n["memory_mib"] is not None else "-"
+        print(f"  {n['name']:<10} {n['state']:<8} {n['system_state'] or '-':<10} {n['private_ip']:<13} "
+              f"{n['public_ip']:<13} {mem:>7}  {', '.join(n['interfaces'])}")
+        if n["failed_units"]:
+            print(f"  {'':<10} failed units: {', '.join(n['failed_units'])}")
+    print("  reach a node:")
+    print("    python -m hakit lab ssh <node> [command ...]")
+    print(f"    ssh -i {d['key_file']} -o UserKnownHostsFile={d['known_hosts']} "
+          f"-o StrictHostKeyChecking=yes root@<address>")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    lab.up()
+    _print_status(lab.status_dict())
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    d = _lab(args).status_dict(probe=not args.no_probe)
+    if args.json:
+        print(json.dumps(d, indent=2, default=str))
+    else:
+        _print_status(d)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    removed = _lab(args).down()
+    for r in removed:
+        print(f"  removed {r}")
+    print("lab down: nothing of the lab is left (processes, mounts, namespaces, links, bridges, rules)")
+    return 0
+
+
+def cmd_ssh(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    lab.params.node(args.node)
+    argv = lab.ssh_argv(args.node, tty=not args.command and sys.stdin.isatty())
+    if args.command:
+        # One argument is a shell command line (pipes and all); several are run as that exact argv.
+        cmd = args.command[0] if len(args.command) == 1 else shlex.join(args.command)
+        argv += ["--", cmd]
+    os.execvp(argv[0], argv)
+    return 0  # not reached
+
+
+def cmd_fault(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    a = args.action
+    if a == "power-cut":
+        lab.power_cut(args.node)
+    elif a == "power-on":
+        lab.power_on(args.node)
+    elif a in ("link-down", "link-up"):
+        lab.link(args.node, args.iface, up=a == "link-up")
+    elif a in ("gateway-cut", "gateway-restore"):
+        lab.gateway(args.node, reachable=a == "gateway-restore")
+    elif a == "kill":
+        sig = signal.Signals[args.signal] if not args.signal.isdigit() else int(args.signal)
+        lab.kill_process(args.node, args.process, int(sig))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hakit", description="HA cluster runbooks and local lab")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    lab = sub.add_parser("lab", help="the local lab of Debian nodes (systemd-nspawn)")
+    lsub = lab.add_subparsers(dest="lab_cmd", required=True)
+
+    def add(name: str, func, help: str) -> argparse.ArgumentParser:  # noqa: ANN001
+        sp = lsub.add_parser(name, help=help)
+        sp.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
+        sp.set_defaults(func=func)
+        return sp
+
+    add("up", cmd_up, "build the image if needed, boot every node, wait for SSH")
+    st = add("status", cmd_status, "show nodes, addresses, state, how to reach them")
+    st.add_argument("--json", action="store_true", help="machine-readable output for scripts")
+    st.add_argument("--no-probe", action="store_true", help="do not ssh into nodes")
+    add("down", cmd_down, "remove everything the lab made (image cache stays)")
+    s = add("ssh", cmd_ssh, "open a shell on a node, or run a command (exit code passed through)")
+    s.add_argument("node")
+    s.add_argument("command", nargs=argparse.REMAINDER)
+    for action, help in (
+        ("power-cut", "kill a node at once, like pulling its power plug"),
+        ("power-on", "boot a powered-off node and wait for SSH"),
+        ("gateway-cut", "the gateway stops answering this node"),
+        ("gateway-restore", "undo gateway-cut"),
+    ):
+        f = add(action, cmd_fault, help)
+        f.add_argument("node")
+        f.set_defaults(action=action)
+    for action, help in (("link-down", "pull the cable of a node interface"), ("link-up", "plug it back in")):
+        f = add(action, cmd_fault, help)
+        f.add_argument("node")
+        f.add_argument("iface", help="interface name inside the node, e.g. bond0")
+        f.set_defaults(action=action)
+    k = add("kill", cmd_fault, "signal every process with this exact name on a node")
+    k.add_argument("node")
+    k.add_argument("process", help="exact process name, e.g. apache2 or corosync")
+    k.add_argument("--signal", default="SIGKILL", help="signal name or number (default SIGKILL)")
+    k.set_defaults(action="kill")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ParamsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyError as e:
+        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    except (LocalCommandError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,302 @@
+"""The lab's node image: Debian bookworm built once with debootstrap, cached by package list.
+
+Two phases, because debootstrap's own resolver cannot pick providers of virtual
+packages (python3-cffi-backend-api-*, for one): a minimal debootstrap with
+systemd, then a real `apt-get install` inside the new root.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..localcmd import LocalCommandError
+from .node import cgroup_dirs, remove_cgroup_tree
+
+SUITE = "bookworm"
+BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus")
+# What every lab node carries. Changing this list (or RECIPE) rebuilds the image.
+PACKAGES = (
+    "openssh-server",
+    "corosync",
+    "pacemaker",
+    "crmsh",
+    "resource-agents",
+    "apache2",
+    "curl",
+    "iproute2",
+    "iputils-ping",
+    "ifupdown",
+    "ifenslave",
+    "nftables",
+    "procps",
+    "kmod",
+    "less",
+)
+# Bump when the customisation steps below change.
+RECIPE = 1
+
+Progress = Callable[[str], None]
+
+
+def stderr_progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    suite: str = SUITE
+    base: tuple[str, ...] = BASE_PACKAGES
+    packages: tuple[str, ...] = PACKAGES
+    recipe: int = RECIPE
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps(
+            {"suite": self.suite, "base": self.base, "packages": sorted(self.packages), "recipe": self.recipe},
+            sort_keys=True,
+        )
+        return f"{self.suite}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def host_mirror(sources_dir: Path = Path("/etc/apt")) -> str | None:
+    """The Debian mirror this machine's own apt uses (deb822 or one-line format)."""
+    candidates: list[str] = []
+    for f in sorted((sources_dir / "sources.list.d").glob("*.sources")):
+        candidates += _deb822_uris(f.read_text())
+    one_line = sources_dir / "sources.list"
+    if one_line.exists():
+        for line in one_line.read_text().splitlines():
+            m = re.match(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
+            if m and "security" not in m.group(2):
+                candidates.append(m.group(1))
+    for uri in candidates:
+        if "security" not in uri and uri.rstrip("/").endswith("/debian"):
+            return uri
+    return candidates[0] if candidates else None
+
+
+def _deb822_uris(text: str) -> list[str]:
+    uris: list[str] = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields = dict(
+            (k.strip().lower(), v.strip())
+            for k, v in (ln.split(":", 1) for ln in stanza.splitlines() if ":" in ln and not ln.startswith("#"))
+        )
+        if fields.get("enabled", "yes").lower() == "no" or "deb" not in fields.get("types", "").split():
+            continue
+        if "main" not in fields.get("components", "").split():
+            continue
+        suites = fields.get("suites", "").split()
+        if any(s.endswith("-security") for s in suites) and not any(s == SUITE for s in suites):
+            continue
+        uris += fields.get("uris", "").split()
+    return uris
+
+
+class ImageCache:
+    """Builds and finds images under one cache directory."""
+
+    def __init__(self, root: Path, spec: ImageSpec = ImageSpec(), mirror: str | None = None):
+        self.root = root
+        self.spec = spec
+        self.mirror = mirror
+
+    @property
+    def rootfs(self) -> Path:
+        return self.root / self.spec.key / "rootfs"
+
+    def is_built(self) -> bool:
+        return (self.root / self.spec.key / "READY").exists()
+
+    def ensure(self, progress: Progress = stderr_progress) -> Path:
+        """Return the cached image's rootfs, building it first if needed."""
+        if self.is_built():
+            return self.rootfs
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.is_built():
+                return self.rootfs
+            self._build(progress)
+        return self.rootfs
+
+    def _build(self, progress: Progress) -> None:
+        mirror = self.mirror or host_mirror()
+        if not mirror:
+            raise RuntimeError(
+                "no Debian mirror found in /etc/apt; set lab.mirror in the params file to a Debian mirror URL"
+            )
+        for tool in ("debootstrap", "systemd-nspawn"):
+            if not shutil.which(tool):
+                raise RuntimeError(f"{tool} is not installed; run `make setup` (apt-get install debootstrap systemd-container)")
+        final = self.root / self.spec.key
+        work = self.root / f"{self.spec.key}.building"
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir()
+        log = work / "build.log"
+        rootfs = work / "rootfs"
+        t0 = time.monotonic()
+        progress(f"image {self.spec.key}: building (cached afterwards); log: {final / 'build.log'}")
+        _stream(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(self.spec.base)}",
+                self.spec.suite,
+                str(rootfs),
+                mirror,
+            ],
+            log,
+            progress,
+            "debootstrap",
+            t0,
+        )
+        # Keep services from starting inside the build root while packages install.
+        prc = rootfs / "usr/sbin/policy-rc.d"
+        prc.write_text("#!/bin/sh\nexit 101\n")
+        prc.chmod(0o755)
+        script = (
+            "set -e; apt-get update -q; "
+            f"apt-get install -y -q --no-install-recommends {' '.join(self.spec.packages)}; "
+            "apt-get clean; rm -rf /var/lib/apt/lists/*"
+        )
+        _stream(
+            _nspawn_run(rootfs, ["sh", "-c", script], setenv={"DEBIAN_FRONTEND": "noninteractive"}, resolv="copy-host"),
+            log,
+            progress,
+            "apt-get install",
+            t0,
+        )
+        prc.unlink()
+        self._customise(rootfs, log, progress, t0)
+        if final.exists():
+            shutil.rmtree(final)
+        work.rename(final)
+        (final / "spec.json").write_text(
+            json.dumps({"suite": self.spec.suite, "base": self.spec.base, "packages": self.spec.packages, "recipe": self.spec.recipe}, indent=1)
+        )
+        (final / "READY").write_text(f"{time.time():.0f}\n")
+        progress(f"image {self.spec.key}: ready in {time.monotonic() - t0:.0f} s")
+
+    def _customise(self, rootfs: Path, log: Path, progress: Progress, t0: float) -> None:
+        """Node-independent settings. Per-node identity is written at node creation."""
+        # Each node gets its own host keys and machine-id; none may live in the image.
+        for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
+            key.unlink()
+        (rootfs / "etc/machine-id").write_text("")
+        dbus_id = rootfs / "var/lib/dbus/machine-id"
+        if dbus_id.exists() or dbus_id.is_symlink():
+            dbus_id.unlink()
+        (rootfs / "etc/ssh/sshd_config.d/hakit-lab.conf").write_text(
+            "# hakit lab: key-only root login, one pinned host key per node.\n"
+            "HostKey /etc/ssh/ssh_host_ed25519_key\n"
+            "PermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "UseDNS no\n"
+        )
+        # A fresh host has the packages but no cluster: corosync's default config is a
+        # single-node cluster on localhost, so leave both off until stage 3 enables them.
+        _stream(
+            _nspawn_run(rootfs, ["systemctl", "disable", "corosync.service", "pacemaker.service"]),
+            log,
+            progress,
+            "customise",
+            t0,
+        )
+        (rootfs / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
+        (rootfs / "etc/hakit-lab-image").write_text(f"{self.spec.key}\n")
+
+
+def _nspawn_run(
+    rootfs: Path, argv: list[str], setenv: dict[str, str] | None = None, resolv: str = "off"
+) -> list[str]:
+    """systemd-nspawn used as a better chroot (no boot): works without systemd as host PID 1."""
+    cmd = [
+        "systemd-nspawn",
+        "--quiet",
+        f"--directory={rootfs}",
+        "--register=no",
+        "--keep-unit",
+        f"--resolv-conf={resolv}",
+        "--timezone=off",
+    ]
+    for k, v in (setenv or {}).items():
+        cmd.append(f"--setenv={k}={v}")
+    return cmd + argv
+
+
+_PHASES = (
+    ("I: Retrieving", "downloading packages"),
+    ("I: Extracting", "extracting"),
+    ("I: Installing", "installing base"),
+    ("I: Configuring", "configuring base"),
+    ("Get:", "downloading packages"),
+    ("Unpacking", "unpacking"),
+    ("Setting up", "configuring"),
+)
+
+
+def _stream(argv: list[str], log: Path, progress: Progress, label: str, t0: float) -> None:
+    """Run a long build command, logging everything and reporting phase changes."""
+    progress(f"  [{time.monotonic() - t0:5.0f}s] {label} ...")
+    with open(log, "a") as lf:
+        lf.write(f"\n$ {' '.join(argv)}\n")
+        lf.flush()
+        # nspawn makes payload/supervisor cgroups where it starts; give it its own.
+        cgroups = cgroup_dirs(f"build-{os.getpid()}")
+        for d in cgroups:
+            d.mkdir(parents=True, exist_ok=True)
+
+        def join() -> None:
+            for d in cgroups:
+                with open(d / "cgroup.procs", "w") as f:
+                    f.write("0")
+
+        p = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL, preexec_fn=join
+        )
+        assert p.stdout is not None
+        phase, count, tail, seen = "", 0, [], set()
+        for line in p.stdout:
+            lf.write(line)
+            tail = (tail + [line.rstrip()])[-12:]
+            for prefix, name in _PHASES:
+                if line.startswith(prefix):
+                    count += 1
+                    if name != phase and name not in seen:
+                        phase = name
+                        seen.add(name)
+                        progress(f"  [{time.monotonic() - t0:5.0f}s] {label}: {name}")
+                    elif name == phase and count % 100 == 0:
+                        progress(f"  [{time.monotonic() - t0:5.0f}s] {label}: {name} ({count} steps)")
+                    break
+        rc = p.wait()
+    for d in cgroups:
+        remove_cgroup_tree(d)
+    if rc != 0:
+        raise LocalCommandError(argv, rc, "\n".join(tail), f"full log: {log}")
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes used under path (for status and benchmarks)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total

@@ -1,0 +1,466 @@
+"""The local lab: real Debian nodes in systemd-nspawn containers on host bridges.
+
+`Lab(params).up()` builds (or reuses) the image, lays the networks, boots every
+node and waits until each answers SSH with a pinned host key. Every object the
+lab creates is recorded in a state file as it is created, so `down()` can
+remove exactly those objects, also after a crash or a half-finished `up()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..localcmd import run
+from ..params import Params
+from . import net, node
+from .image import ImageCache, Progress, stderr_progress
+
+
+class LabError(RuntimeError):
+    """The lab cannot do what was asked; the message says what to do next."""
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    state: str  # running | off
+    machine: str
+    private_ip: str
+    public_ip: str
+    ssh_address: str
+    leader_pid: int | None
+    nspawn_pid: int | None
+    interfaces: list[str]
+    system_state: str | None = None
+    failed_units: list[str] = field(default_factory=list)
+    memory_mib: float | None = None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+class Lab:
+    def __init__(self, params: Params, progress: Progress = stderr_progress):
+        if params.lab is None:
+            raise LabError("these params have no `lab:` section; they describe real hosts, not the local lab")
+        self.params = params
+        self.cfg = params.lab
+        self.progress = progress
+        self.dir = self.cfg.state_dir / self.cfg.id
+        self.state_file = self.dir / "state.json"
+        self.key_file = self.dir / "id_ed25519"
+        self.known_hosts = self.dir / "known_hosts"
+        self.image = ImageCache(self.cfg.image_cache, mirror=self.cfg.mirror)
+        has_bond, self.bonding_reason = net.bonding_available()
+        self.bonding = has_bond
+        mode = self.cfg.links
+        if mode == "auto":
+            mode = "slaves" if has_bond else "bond-names"
+        self.net = net.plan_network(params, mode)
+
+    # ------------------------------------------------------------- state
+
+    def _state(self) -> dict[str, Any]:
+        if self.state_file.exists():
+            return json.loads(self.state_file.read_text())
+        return {}
+
+    def _record(self, **updates: Any) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        st = self._state()
+        for k, v in updates.items():
+            if isinstance(v, dict) and isinstance(st.get(k), dict):
+                st[k].update(v)
+            elif isinstance(v, list) and isinstance(st.get(k), list):
+                st[k] = sorted(set(st[k]) | set(v))
+            else:
+                st[k] = v
+        _write_json(self.state_file, st)
+
+    def _record_node(self, name: str, **fields: Any) -> None:
+        st = self._state()
+        nodes = st.setdefault("nodes", {})
+        nodes.setdefault(name, {}).update(fields)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        _write_json(self.state_file, st)
+
+    def machine(self, name: str) -> str:
+        return f"{self.cfg.id}-{name}"
+
+    def paths(self, name: str) -> node.NodePaths:
+        return node.NodePaths(self.dir / "nodes" / name)
+
+    # ------------------------------------------------------------- up
+
+    def preflight(self) -> None:
+        """Refuse to start where the lab cannot run or would collide with this machine's networks."""
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (network namespaces, bridges, mounts, containers)")
+        missing = [t for t in ("systemd-nspawn", "debootstrap", "ip", "nft", "ssh", "ssh-keygen") if not shutil.which(t)]
+        if missing:
+            raise LabError(f"missing tools: {', '.join(missing)}; run `make setup` to install them")
+        own = set(self.net.bridges.values())
+        subnets = [self.params.networks.private.subnet, self.params.networks.public.subnet]
+        bad = net.conflicting_routes(subnets, own)
+        if bad:
+            raise LabError(
+                "the lab's subnets overlap networks this machine already uses: "
+                + "; ".join(bad)
+                + ". Pick other subnets in the params file (networks.*.subnet and every address in them)."
+            )
+
+    def up(self) -> list[NodeStatus]:
+        """Bring the lab up; a second call on a running lab changes nothing and says so."""
+        self.preflight()
+        if all(self._node_running(n.name) for n in self.params.nodes) and self._state().get("ready"):
+            self.progress(f"lab {self.cfg.id}: already up, nothing changed")
+            return self.status(probe=False)
+        t0 = time.monotonic()
+        rootfs = self.image.ensure(self.progress)
+        self._record(lab_id=self.cfg.id, cluster=self.params.cluster.name, image=self.image.spec.key, ready=False)
+        self._ensure_key()
+        self._ensure_network()
+        hosts = [(str(n.private_ip), n.name) for n in self.params.nodes]
+        pub = self.key_file.with_suffix(".pub").read_text()
+        known: list[str] = []
+        for n in self.params.nodes:
+            p = self.paths(n.name)
+            self._record_node(n.name, machine=self.machine(n.name), base=str(p.base), netns=self.net.node(n.name).netns)
+            node.mount_overlay(rootfs, p)
+            hostkey = node.personalise(p, n.name, hosts, pub)
+            names = ",".join([n.name, str(n.public_ip), str(n.private_ip)])
+            known.append(f"{names} {hostkey}")
+        self.known_hosts.write_text("\n".join(known) + "\n")
+        started = []
+        for n in self.params.nodes:
+            if not self._node_running(n.name):
+                self._boot(n.name)
+                started.append(n.name)
+        self.progress(f"lab {self.cfg.id}: booting {', '.join(started) or 'nothing'}; waiting for SSH ...")
+        with ThreadPoolExecutor(max_workers=len(self.params.nodes)) as ex:
+            list(ex.map(self._wait_ready, [n.name for n in self.params.nodes]))
+        self._record(ready=True)
+        self.progress(f"lab {self.cfg.id}: up in {time.monotonic() - t0:.1f} s")
+        return self.status()
+
+    def _ensure_key(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        if not self.key_file.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"hakit-lab-{self.cfg.id}", "-f", str(self.key_file)])
+
+    def _ensure_network(self) -> None:
+        L = self.net
+        self._record(bridges=list(L.bridges.values()), nft_table=L.nft_table, gw_netns=L.gw_netns)
+        for br in L.bridges.values():
+            net.ensure_bridge(br, L.host_addresses[br])
+        net.ensure_nft_guard(L.nft_table, list(L.bridges.values()))
+        self._record(netns=[L.gw_netns], host_links=[L.gw_host_end])
+        net.ensure_netns(L.gw_netns)
+        net.ensure_veth(L.gw_host_end, "eth0", L.gw_netns, L.bridges["public"], L.gw_address)
+        for nn in L.nodes:
+            self._record(netns=[nn.netns], host_links=[ln.host_end for ln in nn.links])
+            net.ensure_netns(nn.netns)
+            for ln in nn.links:
+                net.ensure_veth(ln.host_end, ln.node_end, nn.netns, ln.bridge, ln.address)
+            pub_dev = next(ln.node_end for ln in nn.links if ln.network == "public" and ln.address)
+            if nn.gateway:
+                net.ensure_default_route(nn.netns, nn.gateway, pub_dev)
+
+    def _boot(self, name: str) -> None:
+        machine = self.machine(name)
+        p = self.paths(name)
+        if not node.is_mounted(p.root):
+            raise LabError(f"node {name}: its disk is not mounted; run `hakit lab up` to prepare the lab")
+        self._record(cgroups=[str(d) for d in node.cgroup_dirs(machine)])
+        pid = node.start(machine, name, p, self.net.node(name).netns)
+        self._record_node(name, nspawn_pid=pid, leader_pid=None)
+        leader = node.wait_leader(pid, machine)
+        self._record_node(name, leader_pid=leader, booted_at=time.time())
+
+    def _wait_ready(self, name: str) -> None:
+        """Wait for SSH, then for systemd to finish booting; explain failed units."""
+        deadline = time.monotonic() + self.cfg.boot_timeout
+        addr = str(self.params.ssh_address(self.params.node(name)))
+        while True:
+            if not self._node_running(name):
+                raise LabError(f"node {name} stopped while booting; see {self.paths(name).console}")
+            try:
+                with socket.create_connection((addr, self.params.ssh.port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        f"node {name}: no SSH on {addr}:{self.params.ssh.port} after {self.cfg.boot_timeout:.0f} s; "
+                        f"see {self.paths(name).console}"
+                    ) from None
+                time.sleep(0.1)
+        left = max(5.0, deadline - time.monotonic())
+        r = self.ssh(name, ["timeout", str(int(left)), "systemctl", "is-system-running", "--wait"], timeout=left + 5)
+        state = r.stdout.strip()
+        if state not in ("running", "degraded"):
+            raise LabError(f"node {name}: systemd reports {state!r} after boot; see {self.paths(name).console}")
+        if state == "degraded":
+            failed = self._failed_units(name)
+            self.progress(f"  {name}: degraded; failed units: {', '.join(failed) or '(none listed)'}")
+        self.progress(f"  {name}: ready ({state})")
+
+    def _failed_units(self, name: str) -> list[str]:
+        r = self.ssh(name, ["systemctl", "--failed", "--plain", "--no-legend"], timeout=15)
+        return [ln.split()[0] for ln in r.stdout.splitlines() if ln.strip()]
+
+    # ------------------------------------------------------------- access
+
+    def ssh_argv(self, name: str, tty: bool = False) -> list[str]:
+        n = self.params.node(name)
+        argv = [
+            "ssh",
+            "-i",
+            str(self.key_file),
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ForwardAgent=no",
+            "-p",
+            str(self.params.ssh.port),
+        ]
+        if tty:
+            argv.append("-t")
+        return argv + [f"{self.params.ssh.user}@{self.params.ssh_address(n)}"]
+
+    def ssh(self, name: str, command: list[str], timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run a command on a node over SSH, as the runbooks would reach it."""
+        argv = self.ssh_argv(name) + ["--", shlex.join(command)]
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and p.returncode != 0:
+            raise LabError(f"on {name}: `{shlex.join(command)}` exited {p.returncode}: {p.stderr.strip()[-500:]}")
+        return p
+
+    # ------------------------------------------------------------- status
+
+    def _node_state(self, name: str) -> dict[str, Any]:
+        return self._state().get("nodes", {}).get(name, {})
+
+    def _node_running(self, name: str) -> bool:
+        st = self._node_state(name)
+        leader = st.get("leader_pid")
+        return node.is_our_nspawn(st.get("nspawn_pid"), self.machine(name)) and node.pid_alive(leader)
+
+    def status(self, probe: bool = True) -> list[NodeStatus]:
+        out = []
+        for n in self.params.nodes:
+            st = self._node_state(n.name)
+            running = self._node_running(n.name)
+            nn = self.net.node(n.name)
+            s = NodeStatus(
+                name=n.name,
+                state="running" if running else "off",
+                machine=self.machine(n.name),
+                private_ip=str(n.private_ip),
+                public_ip=str(n.public_ip),
+                ssh_address=str(self.params.ssh_address(n)),
+                leader_pid=st.get("leader_pid") if running else None,
+                nspawn_pid=st.get("nspawn_pid") if running else None,
+                interfaces=[
+                    f"{ln.node_end} ({ln.network}{', cable pulled' if net.link_exists(ln.host_end) and not net.link_is_up(ln.host_end) else ''})"
+                    for ln in nn.links
+                ],
+            )
+            if running:
+                s.memory_mib = round(node.memory_kib(nn.netns) / 1024, 1)
+                if probe:
+                    try:
+                        r = self.ssh(n.name, ["systemctl", "is-system-running"], timeout=15)
+                        s.system_state = r.stdout.strip() or f"ssh failed: {r.stderr.strip()[-200:]}"
+                        if s.system_state == "degraded":
+                            s.failed_units = self._failed_units(n.name)
+                    except subprocess.TimeoutExpired:
+                        s.system_state = "ssh timed out"
+            out.append(s)
+        return out
+
+    def status_dict(self, probe: bool = True) -> dict[str, Any]:
+        nodes = self.status(probe)
+        return {
+            "lab_id": self.cfg.id,
+            "cluster": self.params.cluster.name,
+            "up": bool(nodes) and all(s.state == "running" for s in nodes),
+            "image": self.image.spec.key,
+            "image_built": self.image.is_built(),
+            "bonding": {"available": self.bonding, "reason": self.bonding_reason, "links": self.net.links_mode},
+            "key_file": str(self.key_file),
+            "known_hosts": str(self.known_hosts),
+            "host_addresses": self.net.host_addresses,
+            "bridges": self.net.bridges,
+            "gateway": {"address": self.net.gw_address, "netns": self.net.gw_netns, "blocked_sources": net.gateway_blocked(self.net.gw_netns) if net.netns_exists(self.net.gw_netns) else []},
+            "vip": str(self.params.vip.address),
+            "nodes": [s.__dict__ for s in nodes],
+        }
+
+    # ------------------------------------------------------------- faults
+
+    def _require_running(self, name: str) -> dict[str, Any]:
+        self.params.node(name)  # raises a clear KeyError for unknown names
+        if not self._node_running(name):
+            raise LabError(f"node {name} is not running; `hakit lab power-on {name}` or `hakit lab up`")
+        return self._node_state(name)
+
+    def power_cut(self, name: str) -> None:
+        """Pull the plug: the node's processes die at once, its disk stays as it was."""
+        self.params.node(name)
+        st = self._node_state(name)
+        node.power_cut(st.get("leader_pid"), st.get("nspawn_pid"), self.machine(name), self.net.node(name).netns)
+        self._record_node(name, leader_pid=None, nspawn_pid=None, cut_at=time.time())
+        self.progress(f"{name}: power cut")
+
+    def power_on(self, name: str, wait: bool = True) -> None:
+        self.params.node(name)
+        if self._node_running(name):
+            self.progress(f"{name}: already running, nothing changed")
+            return
+        self._boot(name)
+        if wait:
+            self._wait_ready(name)
+
+    def link(self, name: str, iface: str, up: bool) -> None:
+        """Pull (or plug back) the cable of one node interface: the node sees carrier loss."""
+        self.params.node(name)
+        ln = self.net.node(name).link(iface)
+        net.set_link(ln.host_end, up)
+        self.progress(f"{name}: {iface} cable {'plugged in' if up else 'pulled'}")
+
+    def gateway(self, name: str, reachable: bool) -> None:
+        """Cut (or restore) one node's path to the gateway; other nodes keep theirs."""
+        n = self.params.node(name)
+        net.gateway_block(self.net.gw_netns, str(n.public_ip), blocked=not reachable)
+        self.progress(f"{name}: gateway {'restored' if reachable else 'cut'}")
+
+    def kill_process(self, name: str, process: str, sig: int = 9) -> list[int]:
+        """Send a signal to every process on the node whose command name is exactly `process`."""
+        self._require_running(name)
+        pids = node.processes_named(self.net.node(name).netns, process)
+        if not pids:
+            raise LabError(f"no process named {process!r} is running on {name}")
+        for p in pids:
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+        self.progress(f"{name}: sent signal {sig} to {len(pids)} {process} process(es)")
+        return pids
+
+    # ------------------------------------------------------------- down
+
+    def down(self) -> list[str]:
+        """Remove every process, mount, namespace, link, rule and cgroup the lab made."""
+        st = self._state()
+        removed: list[str] = []
+        L = self.net
+        nodes = dict(st.get("nodes", {}))
+        for n in self.params.nodes:
+            nodes.setdefault(n.name, {"machine": self.machine(n.name), "netns": L.node(n.name).netns, "base": str(self.paths(n.name).base)})
+        for name, ns in nodes.items():
+            machine = ns.get("machine", self.machine(name))
+            netns = ns.get("netns", f"{self.cfg.id}-{name}")
+            if net.netns_pids(netns) or node.is_our_nspawn(ns.get("nspawn_pid"), machine):
+                node.power_cut(ns.get("leader_pid"), ns.get("nspawn_pid"), machine, netns)
+                removed.append(f"node {name} stopped")
+            base = Path(ns.get("base", self.paths(name).base))
+            root = base / "root"
+            if node.is_mounted(root):
+                node.unmount(root)
+                removed.append(f"unmounted {root}")
+            leftover = Path("/run/systemd/nspawn/propagate") / machine
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+            for d in node.cgroup_dirs(machine):
+                if d.exists():
+                    node.remove_cgroup_tree(d)
+                    removed.append(f"cgroup {d}")
+        for ns_name in sorted(set(st.get("netns", [])) | {L.gw_netns} | {nn.netns for nn in L.nodes}):
+            if net.netns_exists(ns_name):
+                node.kill_all_in_netns(ns_name)
+                net.delete_netns(ns_name)
+                removed.append(f"netns {ns_name}")
+        host_links = set(st.get("host_links", [])) | {L.gw_host_end} | {ln.host_end for nn in L.nodes for ln in nn.links}
+        for ln in sorted(host_links):
+            if net.link_exists(ln):
+                net.delete_link(ln)
+                removed.append(f"link {ln}")
+        for br in sorted(set(st.get("bridges", [])) | set(L.bridges.values())):
+            if net.link_exists(br):
+                net.delete_link(br)
+                removed.append(f"bridge {br}")
+        for table in {st.get("nft_table"), L.nft_table} - {None}:
+            net.delete_nft_table(table)  # type: ignore[arg-type]
+        nodes_dir = self.dir / "nodes"
+        if nodes_dir.exists():
+            shutil.rmtree(nodes_dir)
+            removed.append(f"node disks in {nodes_dir}")
+        if self.state_file.exists():
+            self.state_file.unlink()
+        if self.known_hosts.exists():
+            self.known_hosts.unlink()
+        leftovers = self.leftovers()
+        if leftovers:
+            raise LabError("lab down left these behind: " + "; ".join(leftovers))
+        return removed
+
+    def leftovers(self) -> list[str]:
+        """Anything of this lab still present on the machine (empty after a clean down)."""
+        found = []
+        L = self.net
+        for nn in L.nodes:
+            if net.netns_exists(nn.netns):
+                found.append(f"netns {nn.netns}")
+            for ln in nn.links:
+                if net.link_exists(ln.host_end):
+                    found.append(f"link {ln.host_end}")
+            p = self.paths(nn.name)
+            if node.is_mounted(p.root):
+                found.append(f"mount {p.root}")
+            for d in node.cgroup_dirs(self.machine(nn.name)):
+                if d.exists():
+                    found.append(f"cgroup {d}")
+        if net.netns_exists(L.gw_netns):
+            found.append(f"netns {L.gw_netns}")
+        for br in L.bridges.values():
+            if net.link_exists(br):
+                found.append(f"bridge {br}")
+        if run(["nft", "list", "table", "inet", L.nft_table], check=False).returncode == 0:
+            found.append(f"nft table {L.nft_table}")
+        for pid_dir in Path("/proc").iterdir():
+            if pid_dir.name.isdigit():
+                argv = node.cmdline(int(pid_dir.name))
+                if argv and argv[0].endswith("systemd-nspawn") and any(
+                    a == f"--machine={self.machine(n.name)}" for n in self.params.nodes for a in argv
+                ):
+                    if node.pid_alive(int(pid_dir.name)):
+                        found.append(f"process {pid_dir.name} ({' '.join(argv[:3])} ...)")
+        return found
+
+
+def print_progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
