@@ -82,3 +82,9 @@ def lab2(_lab2_session: Lab) -> Lab:
     """The two-node test lab, up (a test before may have taken it down or cut a node)."""
     _lab2_session.up()
     return _lab2_session
+
+
+@pytest.fixture
+def start_lab():
+    """Bring up a lab from a params file (skips or fails with the reason, as above)."""
+    return _start

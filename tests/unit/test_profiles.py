@@ -1,0 +1,109 @@
+"""Timing profiles: the article's seed values, the fast profile and corosync's rules."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from hakit.params import ParamsError
+from hakit.profiles import FAST, PROFILES, SEED, Profile, ProfileError, get_profile, profile_names
+
+BASE = dict(
+    name="custom",
+    summary="test",
+    token=1000,
+    token_coefficient=0,
+    consensus=1200,
+    join=60,
+    max_messages=20,
+    token_retransmits_before_loss_const=10,
+)
+
+
+def make(**changes: object) -> Profile:
+    return Profile(**{**BASE, **changes})
+
+
+def test_seed_is_the_article() -> None:
+    p = get_profile("seed")
+    assert (p.token, p.consensus, p.join, p.max_messages, p.token_retransmits_before_loss_const) == (
+        3000,
+        3600,
+        60,
+        20,
+        10,
+    )
+
+
+def test_fast_is_faster_and_sits_on_corosyncs_minimum() -> None:
+    p = get_profile("fast")
+    assert (p.token, p.consensus) == (1000, 1200)
+    assert p.consensus == 1.2 * p.token
+    assert p.failure_detection_ms(2) == 2200
+    assert SEED.failure_detection_ms(2) == 6600
+
+
+def test_registry() -> None:
+    assert profile_names() == ["fast", "seed"]
+    assert PROFILES["fast"] is FAST and get_profile("seed") is SEED
+
+
+def test_unknown_profile_names_the_valid_ones() -> None:
+    with pytest.raises(ProfileError) as err:
+        get_profile("fats")
+    msg = str(err.value)
+    assert "'fats'" in msg and "fast, seed" in msg and "cluster.profile" in msg
+    assert isinstance(err.value, ParamsError)
+
+
+@pytest.mark.parametrize("nodes", [2, 3, 5, 16])
+def test_builtin_profiles_fit_any_size(nodes: int) -> None:
+    for p in PROFILES.values():
+        p.check_cluster_size(nodes)
+        assert p.effective_token(nodes) == p.token
+
+
+def test_consensus_below_rule_is_rejected_with_the_minimum() -> None:
+    with pytest.raises(ValidationError) as err:
+        make(token=2000, consensus=2000)
+    msg = str(err.value)
+    assert "consensus 2000 ms" in msg and ">= 2400 ms" in msg
+
+
+def test_consensus_exactly_at_rule_is_accepted_for_odd_tokens() -> None:
+    assert make(token=1234, consensus=1481).consensus == 1481  # ceil(1.2 * 1234)
+    with pytest.raises(ValidationError):
+        make(token=1234, consensus=1480)
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"token": 0}, "token"),
+        ({"token": 20, "consensus": 40}, "token 20 ms is below corosync's minimum"),
+        ({"join": 2000, "consensus": 1500}, "below join 2000 ms"),
+        ({"token_retransmits_before_loss_const": 30}, "hold time"),
+        ({"max_messages": 0}, "max_messages"),
+        ({"unknown": 1}, "unknown"),
+    ],
+)
+def test_invalid_profiles_name_the_field(changes: dict[str, object], needle: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        make(**changes)
+    assert needle in str(err.value)
+
+
+def test_token_coefficient_scales_and_can_break_consensus() -> None:
+    p = make(token_coefficient=650)
+    assert p.effective_token(2) == 1000
+    assert p.effective_token(4) == 2300
+    p.check_cluster_size(2)
+    with pytest.raises(ProfileError) as err:
+        p.check_cluster_size(3)
+    msg = str(err.value)
+    assert "1650 ms" in msg and ">= 1980 ms" in msg and "1200 ms" in msg
+
+
+def test_profiles_are_frozen() -> None:
+    with pytest.raises(ValidationError):
+        FAST.token = 5  # type: ignore[misc]
