@@ -47,7 +47,7 @@ lab-down:
 	$(PY) -m hakit lab down --params $(PARAMS)
 
 bench: setup
-	$(PY) -m hakit bench lab --params $(PARAMS)
+	$(PY) -m hakit bench lab --cold
 
 clean: lab-down
 	rm -rf .venv runs

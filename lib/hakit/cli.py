@@ -103,6 +103,15 @@ def cmd_fault(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_lab(args: argparse.Namespace) -> int:
+    from .bench import bench_lab
+
+    files = [f.strip() for f in args.params.split(",") if f.strip()]
+    for line in bench_lab(files, runs=args.runs, cold=args.cold):
+        print(line, flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hakit", description="HA cluster runbooks and local lab")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -142,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("process", help="exact process name, e.g. apache2 or corosync")
     k.add_argument("--signal", default="SIGKILL", help="signal name or number (default SIGKILL)")
     k.set_defaults(action="kill")
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bsub = bench.add_subparsers(dest="bench_cmd", required=True)
+    bl = bsub.add_parser("lab", help="lab start-up time and memory (takes the named labs down and up)")
+    bl.add_argument("--params", default="params/lab.yaml,params/lab-3node.yaml", help="comma-separated params files")
+    bl.add_argument("--runs", type=int, default=5, help="runs per params file (median reported)")
+    bl.add_argument("--cold", action="store_true", help="also time a cold image build into a scratch cache")
+    bl.set_defaults(func=cmd_bench_lab)
     return p
 
 
