@@ -243,8 +243,11 @@ def _require_host_in(addr: ipaddress.IPv4Address, net: ipaddress.IPv4Network, fi
 def _format_error(source: str, err: ValidationError) -> str:
     lines = [f"{source}: {err.error_count()} problem(s) in the parameters:"]
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = ".".join(str(p) for p in e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
+        if not loc:  # a cross-field check: its message names the fields itself
+            lines.append(f"  - {msg}")
+            continue
         if e["type"] == "extra_forbidden":
             msg = "unknown key (a typo?); remove it or check the spelling against params/lab.yaml"
             lines.append(f"  - {loc}: {msg}")

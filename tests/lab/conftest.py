@@ -60,14 +60,23 @@ def _start(params_file: Path) -> Lab:
     return lab
 
 
+# HAKIT_TEST_SLOT=1..9 gives a test run its own labs (ids, subnets), so several
+# runs can share one machine; slot 0 (the default) is what `make test` uses.
+SLOT = int(os.environ.get("HAKIT_TEST_SLOT", "0"))
+if not 0 <= SLOT <= 9:
+    raise ValueError(f"HAKIT_TEST_SLOT={SLOT} is out of range; use 0..9")
+LAB2_ID, LAB2_NET = ("ht", "10.79.") if SLOT == 0 else (f"h{SLOT}", f"10.{100 + 2 * SLOT}.")
+LAB3_ID, LAB3_NET = ("ht3", "10.80.") if SLOT == 0 else (f"h{SLOT}t", f"10.{101 + 2 * SLOT}.")
+
+
 @pytest.fixture(scope="session")
 def lab2_params(tmp_path_factory) -> Path:
-    return derived_params(tmp_path_factory.mktemp("params"), "lab.yaml", "ht", "10.77.", "10.79.", "hakit-test")
+    return derived_params(tmp_path_factory.mktemp("params"), "lab.yaml", LAB2_ID, "10.77.", LAB2_NET, "hakit-test")
 
 
 @pytest.fixture(scope="session")
 def lab3_params(tmp_path_factory) -> Path:
-    return derived_params(tmp_path_factory.mktemp("params3"), "lab-3node.yaml", "ht3", "10.78.", "10.80.", "hakit-test3")
+    return derived_params(tmp_path_factory.mktemp("params3"), "lab-3node.yaml", LAB3_ID, "10.78.", LAB3_NET, "hakit-test3")
 
 
 @pytest.fixture(scope="session")
