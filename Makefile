@@ -30,6 +30,7 @@ venv: .venv/.stamp
 
 demo: setup
 	$(PY) -m hakit lab up --params $(PARAMS)
+	$(PY) -m hakit run --params $(PARAMS) --stages all
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -112,6 +112,14 @@ def cmd_bench_lab(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import run
+
+    out = run(args.params, stages=args.stages, dry_run=args.dry_run)
+    print(f"done: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hakit", description="HA cluster runbooks and local lab")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -151,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("process", help="exact process name, e.g. apache2 or corosync")
     k.add_argument("--signal", default="SIGKILL", help="signal name or number (default SIGKILL)")
     k.set_defaults(action="kill")
+    r = sub.add_parser("run", help="run the stage notebooks headlessly (papermill) into runs/")
+    r.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
+    r.add_argument("--stages", default="all", help="all, a number, a range (1-3) or a list (1,3)")
+    r.add_argument("--dry-run", action="store_true", help="show plans only; change nothing")
+    r.set_defaults(func=cmd_run)
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bsub = bench.add_subparsers(dest="bench_cmd", required=True)
     bl = bsub.add_parser("lab", help="lab start-up time and memory (takes the named labs down and up)")
@@ -166,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except ParamsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyError as e:
