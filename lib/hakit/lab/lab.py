@@ -424,6 +424,13 @@ class Lab:
         if self.known_hosts.exists():
             self.known_hosts.unlink()
         leftovers = self.leftovers()
+        deadline = time.monotonic() + 5
+        while leftovers and time.monotonic() < deadline:  # veth ends vanish asynchronously
+            time.sleep(0.1)
+            for ln in host_links:
+                if net.link_exists(ln):
+                    net.delete_link(ln)
+            leftovers = self.leftovers()
         if leftovers:
             raise LabError("lab down left these behind: " + "; ".join(leftovers))
         return removed

@@ -281,10 +281,14 @@ def gateway_blocked(gw_netns: str) -> list[str]:
 
 
 def delete_link(name: str) -> None:
-    if link_exists(name):
+    """Delete a link; one that vanished meanwhile is fine (the kernel removes a veth's
+    host end by itself, asynchronously, once its namespace is gone)."""
+    r = run(["ip", "link", "del", name], check=False)
+    if r.returncode != 0 and link_exists(name):
         run(["ip", "link", "del", name])
 
 
 def delete_netns(name: str) -> None:
-    if netns_exists(name):
+    r = run(["ip", "netns", "del", name], check=False)
+    if r.returncode != 0 and netns_exists(name):
         run(["ip", "netns", "del", name])
