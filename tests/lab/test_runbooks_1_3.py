@@ -5,41 +5,26 @@ from __future__ import annotations
 
 import base64
 import re
-import json
 from pathlib import Path
 
-import papermill as pm
 import pytest
 
 from hakit import notebook
 from hakit.lab import Lab
+from hakit.run import last_output, run
 from hakit.stages import corosync as stage3
 
 pytestmark = pytest.mark.lab
 
-ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ["01_bonding", "02_authkey", "03_corosync_rings"]
-
-
 def run_all(params_file: Path, out: Path) -> dict[str, str]:
-    """Execute 01-03 in order with dry_run False; returns notebook name -> executed JSON text."""
-    out.mkdir(parents=True, exist_ok=True)
-    texts = {}
-    for name in NOTEBOOKS:
-        dst = out / f"{name}.ipynb"
-        pm.execute_notebook(
-            str(ROOT / "notebooks" / f"{name}.ipynb"), str(dst),
-            parameters={"params_file": str(params_file), "dry_run": False}, cwd=str(ROOT), progress_bar=False,
-        )
-        texts[name] = dst.read_text()
-    return texts
+    """Execute 01-03 in order with dry_run False through the headless runner.
 
-
-def outcomes(nb_text: str) -> str:
-    """The stage's closing one-line outcome (printed by the last cell)."""
-    nb = json.loads(nb_text)
-    last = nb["cells"][-1]
-    return "".join("".join(o.get("text", "")) for o in last.get("outputs", []))
+    Returns notebook name -> (executed JSON text, the closing one-line outcome).
+    """
+    folder = run(str(params_file), stages="1-3", out_root=out)
+    got = {p.stem: (p.read_text(), last_output(p)) for p in sorted(folder.glob("*.ipynb"))}
+    assert list(got) == ["01_bonding", "02_authkey", "03_corosync_rings"]
+    return got
 
 
 def check_cluster(lab: Lab) -> None:
@@ -70,15 +55,16 @@ def fresh_lab2(lab2: Lab) -> Lab:
 def test_runbooks_form_a_two_node_cluster_and_rerun_changes_nothing(fresh_lab2, lab2_params, tmp_path):
     first = run_all(lab2_params, tmp_path / "first")
     check_cluster(fresh_lab2)
-    assert "not applied: this kernel has no bonding driver" in outcomes(first["01_bonding"])
-    assert "changed" in outcomes(first["02_authkey"]) and "changed" in outcomes(first["03_corosync_rings"])
+    assert "not applied: this kernel has no bonding driver" in first["01_bonding"][1]
+    for name in ("02_authkey", "03_corosync_rings"):
+        assert re.search(r"(?<!un)changed", first[name][1]), f"{name}: {first[name][1]}"
     second = run_all(lab2_params, tmp_path / "second")
     for name in ("02_authkey", "03_corosync_rings"):
-        line = outcomes(second[name])
+        line = second[name][1]
         assert "unchanged" in line and not re.search(r"(?<!un)changed", line), f"{name}: {line}"
     # The authkey never reaches an executed notebook, in any encoding.
     forms = secret_forms(fresh_lab2)
-    for text in list(first.values()) + list(second.values()):
+    for text, _ in list(first.values()) + list(second.values()):
         for form in forms:
             assert form not in text
 
@@ -118,6 +104,6 @@ def test_runbooks_form_a_three_node_cluster(lab3_params, start_lab, tmp_path):
         q = lab3.ssh("vm-node3", ["corosync-quorumtool", "-s"]).stdout
         assert "2Node" not in q  # two_node is only for two nodes
         forms = secret_forms(lab3)
-        assert not any(f in t for t in texts.values() for f in forms)
+        assert not any(f in t for t, _ in texts.values() for f in forms)
     finally:
         lab3.down()
