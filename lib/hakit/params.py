@@ -167,6 +167,19 @@ class Lab(Strict):
     )
     boot_timeout: float = Field(default=120.0, gt=0, le=1800)
 
+    @property
+    def dir(self) -> Path:
+        """Where this lab keeps its key, known_hosts, state and node disks."""
+        return self.state_dir / self.id
+
+    @property
+    def key_file(self) -> Path:
+        return self.dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.dir / "known_hosts"
+
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:

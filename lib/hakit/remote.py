@@ -62,12 +62,9 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 def ssh_files(params: Params) -> tuple[Path, Path]:
     """The private key and known_hosts file for these params (the lab provides its own)."""
-    if params.ssh.key_file and params.ssh.known_hosts:
-        return params.ssh.key_file.expanduser(), params.ssh.known_hosts.expanduser()
-    assert params.lab is not None
-    d = params.lab.state_dir / params.lab.id
-    key = params.ssh.key_file.expanduser() if params.ssh.key_file else d / "id_ed25519"
-    kh = params.ssh.known_hosts.expanduser() if params.ssh.known_hosts else d / "known_hosts"
+    # Params validation guarantees both are set when there is no lab.
+    key = params.ssh.key_file.expanduser() if params.ssh.key_file else params.lab.key_file  # type: ignore[union-attr]
+    kh = params.ssh.known_hosts.expanduser() if params.ssh.known_hosts else params.lab.known_hosts  # type: ignore[union-attr]
     return key, kh
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..localcmd import LocalCommandError
-from .node import cgroup_dirs, remove_cgroup_tree
+from .node import own_cgroup, remove_cgroup_tree
 
 SUITE = "bookworm"
 BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus")
@@ -255,16 +255,7 @@ def _stream(argv: list[str], log: Path, progress: Progress, label: str, t0: floa
     with open(log, "a") as lf:
         lf.write(f"\n$ {' '.join(argv)}\n")
         lf.flush()
-        # nspawn makes payload/supervisor cgroups where it starts; give it its own.
-        cgroups = cgroup_dirs(f"build-{os.getpid()}")
-        for d in cgroups:
-            d.mkdir(parents=True, exist_ok=True)
-
-        def join() -> None:
-            for d in cgroups:
-                with open(d / "cgroup.procs", "w") as f:
-                    f.write("0")
-
+        cgroups, join = own_cgroup(f"build-{os.getpid()}")
         p = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL, preexec_fn=join
         )

@@ -14,7 +14,6 @@ import shlex
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -60,10 +59,10 @@ class Lab:
         self.params = params
         self.cfg = params.lab
         self.progress = progress
-        self.dir = self.cfg.state_dir / self.cfg.id
+        self.dir = self.cfg.dir
         self.state_file = self.dir / "state.json"
-        self.key_file = self.dir / "id_ed25519"
-        self.known_hosts = self.dir / "known_hosts"
+        self.key_file = self.cfg.key_file
+        self.known_hosts = self.cfg.known_hosts
         self.image = ImageCache(self.cfg.image_cache, mirror=self.cfg.mirror)
         has_bond, self.bonding_reason = net.bonding_available()
         self.bonding = has_bond
@@ -467,7 +466,3 @@ class Lab:
                     if node.pid_alive(int(pid_dir.name)):
                         found.append(f"process {pid_dir.name} ({' '.join(argv[:3])} ...)")
         return found
-
-
-def print_progress(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +153,24 @@ def cgroup_dirs(machine: str) -> list[Path]:
     return dirs
 
 
+def own_cgroup(name: str) -> tuple[list[Path], Callable[[], None]]:
+    """Make a cgroup per hierarchy for `name`; returns them and a preexec function that joins them.
+
+    nspawn creates its payload/supervisor cgroups wherever it starts, so every nspawn
+    we run starts in a cgroup of its own.
+    """
+    dirs = cgroup_dirs(name)
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+
+    def join() -> None:  # runs in the child between fork and exec
+        for d in dirs:
+            with open(d / "cgroup.procs", "w") as f:
+                f.write("0")
+
+    return dirs, join
+
+
 def remove_cgroup_tree(d: Path) -> None:
     if not d.exists():
         return
@@ -233,15 +252,7 @@ def personalise(
 
 def start(machine: str, hostname: str, p: NodePaths, netns: str) -> int:
     """Boot the node in the background; returns the nspawn PID."""
-    cgroups = cgroup_dirs(machine)
-    for d in cgroups:
-        d.mkdir(parents=True, exist_ok=True)
-
-    def join_cgroups() -> None:  # runs in the child between fork and exec
-        for d in cgroups:
-            with open(d / "cgroup.procs", "w") as f:
-                f.write("0")
-
+    _dirs, join_cgroups = own_cgroup(machine)
     argv = [
         "systemd-nspawn",
         "--quiet",
