@@ -135,6 +135,23 @@ class Vip(Strict):
     address: ipaddress.IPv4Address
 
 
+class Pacemaker(Strict):
+    """Cluster-wide pacemaker choices (stage 4) and where the service prefers to run (stage 6).
+
+    The article turns fencing off and ignores quorum loss; those are the
+    defaults here so the lab reproduces it, and notebook 04 explains why
+    production should fence. ``fencing`` is where a fence device slots in.
+    """
+
+    stonith_enabled: bool = Field(default=False, description="pacemaker property stonith-enabled")
+    no_quorum_policy: Literal["ignore", "stop", "freeze", "demote"] = Field(
+        default="ignore", description="pacemaker property no-quorum-policy"
+    )
+    preferred_node: str | None = Field(
+        default=None, description="node the VIP prefers (score 100); default: the first node"
+    )
+
+
 class Ssh(Strict):
     """How the runbooks reach nodes. In the lab, key and known_hosts come from the lab."""
 
@@ -194,6 +211,7 @@ class Params(Strict):
     networks: Networks
     vip: Vip
     ssh: Ssh = Ssh()
+    pacemaker: Pacemaker = Pacemaker()
     lab: Lab | None = None
 
     @model_validator(mode="after")
@@ -221,6 +239,12 @@ class Params(Strict):
             raise ValueError(f"vip.address {self.vip.address} is already a node or gateway address")
         if self.networks.public.gateway in {n.public_ip for n in self.nodes}:
             raise ValueError(f"networks.public.gateway {self.networks.public.gateway} is a node address")
+        names = [n.name for n in self.nodes]
+        if self.pacemaker.preferred_node is not None and self.pacemaker.preferred_node not in names:
+            raise ValueError(
+                f"pacemaker.preferred_node {self.pacemaker.preferred_node!r} is not a node; "
+                f"use one of: {', '.join(names)}"
+            )
         if self.lab is not None:
             _require_host_in(self.lab.host_private_ip, priv, "lab.host_private_ip")
             _require_host_in(self.lab.host_public_ip, pub, "lab.host_public_ip")
@@ -241,6 +265,11 @@ class Params(Strict):
             if n.name == name:
                 return n
         raise KeyError(f"no node named {name!r}; nodes are: {', '.join(n.name for n in self.nodes)}")
+
+    @property
+    def preferred_node(self) -> str:
+        """Where the VIP (and so Apache) runs when all nodes are healthy."""
+        return self.pacemaker.preferred_node or self.nodes[0].name
 
     def ssh_address(self, node: Node) -> ipaddress.IPv4Address:
         return node.public_ip if self.ssh.network == "public" else node.private_ip
