@@ -17,6 +17,7 @@ BASE = dict(
     join=60,
     max_messages=20,
     token_retransmits_before_loss_const=10,
+    resources=FAST.resources,
 )
 
 
@@ -107,3 +108,15 @@ def test_token_coefficient_scales_and_can_break_consensus() -> None:
 def test_profiles_are_frozen() -> None:
     with pytest.raises(ValidationError):
         FAST.token = 5  # type: ignore[misc]
+
+
+def test_resource_timings_fast_is_quicker_than_seed() -> None:
+    f, s = FAST.resources, SEED.resources
+    assert f.httpd_monitor < s.httpd_monitor and f.ping_monitor < s.ping_monitor
+    assert f.ping_monitor + f.ping_dampen <= 5  # the gateway-loss goal is 5 s
+
+
+def test_ping_that_cannot_fit_its_operation_timeout_is_rejected() -> None:
+    with pytest.raises(ValidationError) as err:
+        make(resources={**FAST.resources.model_dump(), "ping_attempts": 10, "ping_timeout": 6})
+    assert "ping_attempts 10 x ping_timeout 6 s = 60 s" in str(err.value)

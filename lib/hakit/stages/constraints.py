@@ -1,0 +1,96 @@
+"""Stage 6: constraints. Apache runs with the VIP, the VIP prefers one node, and the
+VIP may not run where the gateway is unreachable. Then prove it from the client side.
+
+No ordering constraint: Debian's Apache listens on every address (``Listen 80``),
+so it does not need the VIP to exist before it starts; starting both at once
+shortens every failover by Apache's start time. ``listens_on_any`` checks that
+premise on every node, and the notebook explains when an order would be needed.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from ..params import Params
+from ..remote import Host
+from ..render.cib import Bundle, constraints
+from . import cibstage
+from .base import Verification
+from .resources import served_by
+
+STAGE = "06 constraints"
+
+
+def bundle(params: Params) -> Bundle:
+    return constraints(params)
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int | None  # None: no HTTP answer at all
+    body: str
+    error: str = ""
+
+    @property
+    def node(self) -> str | None:
+        return served_by(self.body)
+
+
+def http_get(url: str, timeout: float = 3.0) -> HttpAnswer:
+    """One GET from this machine (the client side). Never raises for HTTP or network errors."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (lab/VIP address from params)
+            return HttpAnswer(r.status, r.read(65536).decode("utf-8", "replace"))
+    except urllib.error.HTTPError as e:
+        return HttpAnswer(e.code, "", str(e.reason))
+    except (urllib.error.URLError, OSError) as e:
+        return HttpAnswer(None, "", str(getattr(e, "reason", e)))
+
+
+def listens_on_any(host: Host) -> tuple[bool, str]:
+    """True if Apache's config binds port 80 on every address (so no VIP-before-Apache order is needed)."""
+    r = host.run("grep -hE '^\\s*Listen\\s' /etc/apache2/ports.conf /etc/apache2/conf-enabled/*.conf 2>/dev/null",
+                 check=False)
+    listens = [ln.split()[1] for ln in r.stdout.splitlines() if len(ln.split()) > 1]
+    ok = bool(listens) and all(":" not in x or x.startswith(("0.0.0.0:", "*:", "[::]:")) for x in listens)
+    return ok, ", ".join(dict.fromkeys(listens)) or "no Listen line"
+
+
+def wait_placed(hosts: dict[str, Host], via: str, params: Params, timeout_s: float = 60):
+    """Poll until vip and httpd run together on the preferred node (or time out); return the last status."""
+    deadline = time.monotonic() + timeout_s
+    want = params.preferred_node
+    while True:
+        st = cibstage.status(hosts[via])
+        if st.where("vip") == want and st.where("httpd") == want:
+            return st
+        if time.monotonic() > deadline:
+            return st
+        time.sleep(1)
+
+
+def verify(hosts: dict[str, Host], params: Params, via: str, wait_s: float = 60) -> Verification:
+    """Read-only: the constraints are live, the service sits on the preferred node, and a client sees it."""
+    v = Verification(STAGE)
+    st = wait_placed(hosts, via, params, wait_s)
+    cibstage.verify_common(v, hosts, params, bundle(params), via)
+    want = params.preferred_node
+    vip_on, httpd_on = st.running_on("vip"), st.running_on("httpd")
+    v.add(cibstage.CLUSTER, "vip and httpd together on the preferred node", vip_on == [want] and httpd_on == [want],
+          f"vip on {', '.join(vip_on) or 'nowhere'}, httpd on {', '.join(httpd_on) or 'nowhere'}; preferred {want}")
+    ping_on = st.running_on("ping-gateway")
+    v.add(cibstage.CLUSTER, "ping clone on every node", len(ping_on) == len(params.nodes), ", ".join(ping_on))
+    for n in params.nodes:
+        ok, listens = listens_on_any(hosts[n.name])
+        v.add(n.name, "Apache listens on all addresses (no order constraint needed)", ok, f"Listen {listens}")
+    page = http_get(f"http://{params.vip.address}/")
+    v.add("client", f"GET http://{params.vip.address}/ names the active node",
+          page.status == 200 and page.node == want,
+          f"HTTP {page.status}, served by {page.node}" if page.status else f"no answer: {page.error}")
+    status = http_get(f"http://{params.vip.address}/server-status")
+    v.add("client", "/server-status refused from outside the node", status.status == 403,
+          f"HTTP {status.status}" if status.status else f"no answer: {status.error}")
+    return v
