@@ -140,6 +140,17 @@ def verify_common(
     return st
 
 
+def check_not_failed(v: Verification, st: ClusterStatus) -> None:
+    """No resource is in a failed state now. Past failures (pacemaker keeps them until cleaned up,
+    e.g. after a failover test) are named in the detail, not counted against the stage."""
+    failed = sorted({f"{r.id} on {', '.join(r.nodes) or '?'}" for r in st.resources if r.failed})
+    past = "; ".join(f"{f.op_key} on {f.node}: {f.exitstatus}" for f in st.failures)
+    detail = "none failed now" if not failed else f"FAILED: {', '.join(failed)}"
+    if past:
+        detail += f"; earlier failures on record: {past} (crm_resource --cleanup clears them)"
+    v.add(CLUSTER, "no resource in a failed state", not failed, detail)
+
+
 def crm_text_frame(bundle: Bundle) -> pd.DataFrame:
     """One row per element: the crm shell command that creates it."""
     return pd.DataFrame([{"element": i.key, "crm shell": i.crm()} for i in bundle.items])

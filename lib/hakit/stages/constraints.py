@@ -93,4 +93,5 @@ def verify(hosts: dict[str, Host], params: Params, via: str, wait_s: float = 60)
     status = http_get(f"http://{params.vip.address}/server-status")
     v.add("client", "/server-status refused from outside the node", status.status == 403,
           f"HTTP {status.status}" if status.status else f"no answer: {status.error}")
+    cibstage.check_not_failed(v, st)
     return v

@@ -208,7 +208,6 @@ def verify(hosts: dict[str, Host], params: Params, via: str, profile_name: str |
             "curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://localhost/server-status", check=False
         ).stdout.strip()
         v.add(httpd_on, "/server-status answers on the node running httpd", code == "200", f"HTTP {code}")
-    failed = [f"{f.op_key} on {f.node}: {f.exitstatus}" for f in st.failures]
-    v.add(cibstage.CLUSTER, "no failed actions", not failed, "none" if not failed else "; ".join(failed))
+    cibstage.check_not_failed(v, st)
     return v
 
