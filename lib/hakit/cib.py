@@ -32,7 +32,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hakit.remote import Host, RemoteError
+from hakit.remote import Host
 from hakit.render.cib import BOOTSTRAP_SET, RSC_DEFAULTS_SET, Bundle, Item, Property, RscDefault
 
 # Attributes of <cib> that change without anyone editing the configuration.
@@ -246,6 +246,13 @@ def plan(bundle: Bundle, base: CibSnapshot) -> CibPlan:
                     f"{item.key}: the CIB already has an element with id {item_id!r} inside "
                     f"<{parent.tag} id={parent.get('id')!r}>; this stage owns that id at the top of "
                     f"<{item.section}>. Remove or rename the other element first (crm configure delete)."
+                )
+            if existing.tag != new.tag:
+                # e.g. a <group id="vip"> holding other resources: never replace it with our primitive.
+                raise CibConflict(
+                    f"{item.key}: the CIB already has a <{existing.tag}> with id {item_id!r} in <{item.section}>, "
+                    f"not a <{new.tag}>; this stage will not replace it. Remove or rename it first "
+                    "(crm configure delete)."
                 )
             if canonical(existing) == canonical(new):
                 p.unchanged.append(item.key)

@@ -80,13 +80,16 @@ class NodeApache:
     conf_enabled: bool
     status_conf: str | None
     index: str | None
+    has_nic: bool = True  # the VIP's interface (networks.public.bond) exists on this node
 
 
 def gather_nodes(hosts: dict[str, Host], params: Params) -> dict[str, NodeApache]:
     out = {}
     for n in params.nodes:
         h = hosts[n.name]
+        nic = params.networks.public.bond
         r = h.run(
+            f"ip -o link show dev {nic} >/dev/null 2>&1 && echo nic-yes || echo nic-no; "
             "systemctl is-enabled apache2; systemctl is-active apache2; "
             "a2query -q -m status && echo mod-on || echo mod-off; "
             f"test -L {STATUS_CONF_ENABLED} && echo conf-on || echo conf-off",
@@ -94,8 +97,9 @@ def gather_nodes(hosts: dict[str, Host], params: Params) -> dict[str, NodeApache
         ).stdout.split()
         out[n.name] = NodeApache(
             node=n.name,
-            unit_enabled=r[0] if r else "?",
-            unit_active=r[1] if len(r) > 1 else "?",
+            has_nic="nic-yes" in r,
+            unit_enabled=r[1] if len(r) > 1 else "?",
+            unit_active=r[2] if len(r) > 2 else "?",
             mod_status="mod-on" in r,
             conf_enabled="conf-on" in r,
             status_conf=h.read_text(STATUS_CONF),
@@ -105,9 +109,15 @@ def gather_nodes(hosts: dict[str, Host], params: Params) -> dict[str, NodeApache
 
 
 def plan_nodes(params: Params, nodes: dict[str, NodeApache], p: Plan) -> None:
-    """Pure: add the per-node Apache changes to ``p``."""
+    """Pure: add the per-node Apache changes to ``p``; a node without the VIP's interface blocks the stage."""
+    nic = params.networks.public.bond
     for n in params.nodes:
         f = nodes[n.name]
+        if not f.has_nic:
+            p.not_applicable[n.name] = (
+                f"networks.public.bond {nic!r} (the VIP's nic) does not exist on {n.name}; "
+                "use an interface the node has (see `ip link`); nothing will be changed"
+            )
         before = len(p.for_node(n.name))
         if f.status_conf != status_conf():
             p.changes.append(Change(n.name, f"write {STATUS_CONF}", "missing" if f.status_conf is None else "content differs"))
@@ -131,7 +141,15 @@ def plan(params: Params, nodes: dict[str, NodeApache], facts: cibstage.CibFacts,
     return p, cp
 
 
+class StageBlocked(RuntimeError):
+    """The plan found a problem on a node; nothing was changed anywhere."""
+
+
 def apply_nodes(hosts: dict[str, Host], params: Params, p: Plan, res: StageResult, dry_run: bool) -> None:
+    if p.not_applicable:
+        raise StageBlocked(
+            "stage blocked before any change: " + "; ".join(f"{n}: {why}" for n, why in p.not_applicable.items())
+        )
     for n in params.nodes:
         acts = [c.action for c in p.for_node(n.name)]
         if dry_run or not acts:

@@ -1,0 +1,182 @@
+"""Runbooks 4-6 on a fresh two-node lab: the article's cluster serves the VIP from the
+preferred node, a re-run leaves the CIB epoch alone, rollback restores the CIB exactly,
+a concurrent edit is refused, and bad values stop before any host is touched."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from hakit import cib, notebook
+from hakit.lab import Lab
+from hakit.params import ParamsError
+from hakit.run import RunFailed, run
+from hakit.stages import cibstage, constraints, properties
+from hakit.stages.base import StageResult
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cib_version(lab: Lab) -> cib.CibVersion:
+    return cib.CibSnapshot.parse(lab.ssh("vm-node1", ["cibadmin", "--query"], check=True).stdout).version
+
+
+def outcomes(folder: Path, stem: str) -> dict[str, str]:
+    rec = json.loads((folder / stem / "record.json").read_text())
+    return {o["node"]: o["outcome"] for o in rec["outcomes"]}
+
+
+def variant(params_file: Path, tmp: Path, old: str, new: str, name: str) -> Path:
+    """A copy of the params file with one text substitution (which must apply)."""
+    text = params_file.read_text()
+    assert old in text, f"{old!r} not in {params_file}"
+    out = tmp / name
+    out.write_text(text.replace(old, new, 1))
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(_lab2_session: Lab, lab2_params: Path, tmp_path_factory) -> tuple[Lab, Path]:
+    """A fresh lab taken through runbooks 01-06 headless; yields the lab and the run folder."""
+    lab = _lab2_session
+    lab.down()
+    lab.up()
+    folder = run(str(lab2_params), stages="1-6", out_root=tmp_path_factory.mktemp("runs"), html=False)
+    return lab, folder
+
+
+def test_first_run_builds_the_article_cluster(built):
+    lab, folder = built
+    for stem in ("04_pacemaker_properties", "05_resources", "06_constraints"):
+        assert outcomes(folder, stem)["cluster"] == "changed", stem
+    assert set(outcomes(folder, "05_resources").values()) == {"changed"}  # Apache handed over on both nodes
+    # The saved CIB copies are there, and the patch of stage 6 carries the three constraints.
+    patch = (folder / "06_constraints" / "cib.patch.xml").read_text()
+    for cid in ("httpd-with-vip", "preferred-node", "vip-needs-gateway"):
+        assert f'id="{cid}"' in patch
+    before = (folder / "04_pacemaker_properties" / "cib-before.xml").read_text()
+    assert "stonith-enabled" not in before  # saved before the change
+
+
+def test_vip_serves_apache_from_the_preferred_node(built):
+    lab, _ = built
+    params = lab.params
+    page = constraints.http_get(f"http://{params.vip.address}/")
+    assert page.status == 200 and page.node == "vm-node1", page
+    assert constraints.http_get(f"http://{params.vip.address}/server-status").status == 403
+    # Only the active node holds the VIP; Apache runs under the cluster there, nowhere else.
+    vip = str(params.vip.address)
+    holders = [n.name for n in params.nodes if f"inet {vip}/" in lab.ssh(n.name, ["ip", "-4", "-o", "addr"]).stdout]
+    assert holders == ["vm-node1"]
+    assert lab.ssh("vm-node2", "test -s /run/apache2/apache2.pid && kill -0 $(cat /run/apache2/apache2.pid)").returncode != 0
+    assert lab.ssh("vm-node2", ["systemctl", "is-enabled", "apache2"]).stdout.strip() == "disabled"
+    # crmsh reads our XML back as the article's crm text.
+    shown = lab.ssh("vm-node1", ["crm", "configure", "show"], check=True).stdout
+    for line in (
+        "colocation httpd-with-vip inf: httpd vip",
+        "location preferred-node vip 100: vm-node1",
+        "clone cloned-ping-gateway ping-gateway",
+    ):
+        assert line in shown, shown
+    assert re.search(r"location vip-needs-gateway vip \\\s*rule -inf: not_defined pingd or pingd lte 0", shown), shown
+
+
+def test_rerun_changes_nothing_and_keeps_the_epoch(built, lab2_params, tmp_path):
+    lab, _ = built
+    v0 = cib_version(lab)
+    folder = run(str(lab2_params), stages="4-6", out_root=tmp_path, html=False)
+    for stem in ("04_pacemaker_properties", "05_resources", "06_constraints"):
+        assert set(outcomes(folder, stem).values()) == {"unchanged"}, stem
+        assert not (folder / stem / "cib.patch.xml").exists()
+    assert cib_version(lab).config == v0.config
+
+
+def test_rollback_restores_the_saved_cib_exactly(built, lab2_params, tmp_path):
+    lab, _ = built
+    params = notebook.load(lab2_params)
+    changed = notebook.load(_nqp_stop(lab2_params, tmp_path))
+    hosts = notebook.connect_nodes(changed)
+    try:
+        facts = cibstage.gather(hosts, changed)
+        _, cp = cibstage.plan(properties.bundle(changed), facts)
+        assert [c.key for c in cp.changes] == ["property no-quorum-policy"]
+        res = StageResult(properties.STAGE)
+        rec = cibstage.apply(hosts, facts, cp, cibstage.preview(hosts, facts, cp), False, tmp_path / "rec", res)
+        assert rec is not None and rec.changed
+        assert cibstage.status(hosts[facts.via]).no_quorum_policy == "stop"
+        proof = cib.rollback(hosts[facts.via], rec.before)
+        assert "crm_diff against it is empty" in proof
+        live = cib.query(hosts[facts.via])
+        assert cib.same_configuration(rec.before.read_text(), live.xml)
+        assert cib.config_diff(hosts[facts.via], rec.before.read_text(), live.xml) == ""
+        assert cibstage.status(hosts[facts.via]).no_quorum_policy == params.pacemaker.no_quorum_policy
+    finally:
+        for h in hosts.values():
+            h.close()
+
+
+def _nqp_stop(params_file: Path, tmp: Path) -> Path:
+    text = params_file.read_text()
+    assert "pacemaker:" not in text
+    out = tmp / "nqp-stop.yaml"
+    out.write_text(text + "\npacemaker:\n  no_quorum_policy: stop\n")
+    return out
+
+
+def test_concurrent_edit_between_plan_and_apply_is_refused(built, lab2_params, tmp_path):
+    lab, _ = built
+    changed = notebook.load(_nqp_stop(lab2_params, tmp_path))
+    hosts = notebook.connect_nodes(changed)
+    try:
+        facts = cibstage.gather(hosts, changed)
+        _, cp = cibstage.plan(properties.bundle(changed), facts)
+        assert not cp.empty
+        # Someone else edits the CIB after our plan.
+        lab.ssh("vm-node2", ["crm_attribute", "--type", "crm_config", "--name", "cluster-recheck-interval",
+                             "--update", "7min"], check=True)
+        edited = cib_version(lab)
+        with pytest.raises(cib.ConcurrentEdit, match="changed between plan and apply.*Nothing was changed"):
+            cibstage.apply(hosts, facts, cp, cibstage.preview(hosts, facts, cp), False, tmp_path / "rec",
+                           StageResult(properties.STAGE))
+        assert cib_version(lab).config == edited.config  # we wrote nothing
+        assert cibstage.status(hosts[facts.via]).no_quorum_policy == "ignore"
+    finally:
+        lab.ssh("vm-node2", ["crm_attribute", "--type", "crm_config", "--name", "cluster-recheck-interval", "--delete"])
+        for h in hosts.values():
+            h.close()
+
+
+@pytest.mark.parametrize(
+    "old,new,expect",
+    [
+        ("address: 10.", "address: 192.0.2.", r"vip\.address 192\.0\.2\.\d+ is outside the subnet"),
+        ("/24\n    bond: bond1", "/40\n    bond: bond1", r"networks\.public\.subnet"),
+    ],
+    ids=["vip-outside-public-subnet", "netmask-40"],
+)
+def test_bad_values_stop_before_any_host_is_touched(built, lab2_params, tmp_path, old, new, expect):
+    lab, _ = built
+    v0 = cib_version(lab)
+    bad = variant(lab2_params, tmp_path, old, new, "bad.yaml")
+    with pytest.raises(ParamsError, match=expect):
+        run(str(bad), stages="4-6", out_root=tmp_path / "runs", html=False)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run folder: nothing ran
+    assert cib_version(lab).config == v0.config
+
+
+def test_unknown_nic_is_refused_on_the_node_before_any_change(built, lab2_params, tmp_path):
+    lab, _ = built
+    v0 = cib_version(lab)
+    bad = variant(lab2_params, tmp_path, "bond: bond1", "bond: bond9", "nic.yaml")
+    with pytest.raises(RunFailed) as err:
+        run(str(bad), stages="5", out_root=tmp_path / "runs", html=False)
+    nb = next((tmp_path / "runs").glob("*/05_resources.ipynb")).read_text()
+    assert "networks.public.bond 'bond9'" in nb and "nothing will be changed" in nb, str(err.value)
+    assert cib_version(lab).config == v0.config
+    assert lab.ssh("vm-node1", "grep -c 'served-by' /var/www/html/index.html").stdout.strip() == "1"
+

@@ -1,0 +1,244 @@
+"""The article's pacemaker configuration (stages 4-6) as crm shell text and CIB XML.
+
+Golden files pin the whole rendering per params set and timing profile; the
+other tests check the values that matter one by one, so a wrong golden cannot
+hide them.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+
+import pytest
+
+from hakit.params import Params
+from hakit.profiles import FAST, SEED, Profile, get_profile
+from hakit.render.cib import (
+    Bundle,
+    Clone,
+    LocationPrefers,
+    LocationRule,
+    Primitive,
+    Property,
+    RscDefault,
+    constraints,
+    properties,
+    resources,
+    score_xml,
+    xml_text,
+)
+
+
+def _bundles(params: Params, profile: Profile) -> tuple[Bundle, Bundle, Bundle]:
+    return properties(params, profile), resources(params, profile), constraints(params)
+
+
+def _xml(bundle: Bundle) -> dict[str, ET.Element]:
+    """Each item's element by its id (nvpairs by name)."""
+    out: dict[str, ET.Element] = {}
+    for item in bundle.items:
+        e = item.xml()
+        out[e.get("name") if e.tag == "nvpair" else e.get("id")] = e  # type: ignore[index]
+    return out
+
+
+def _nv(e: ET.Element) -> dict[str, str]:
+    return {nv.get("name", ""): nv.get("value", "") for nv in e.iter("nvpair")}
+
+
+def _with_stickiness(profile: Profile, value: int | None) -> Profile:
+    return profile.model_copy(update={"resources": profile.resources.model_copy(update={"resource_stickiness": value})})
+
+
+@pytest.mark.parametrize("profile", ["seed", "fast"])
+@pytest.mark.parametrize("params_name", ["lab", "lab3"])
+def test_golden(
+    params_name: str, profile: str, request: pytest.FixtureRequest, golden: Callable[[str, str], None]
+) -> None:
+    params: Params = request.getfixturevalue(params_name)
+    bundles = _bundles(params, get_profile(profile))
+    golden(f"cib/{params_name}-{profile}.crm", "".join(b.crm() for b in bundles))
+    golden(f"cib/{params_name}-{profile}.xml", "".join(xml_text(b) for b in bundles))
+
+
+def test_xml_text_is_well_formed_and_commented(lab: Params) -> None:
+    for bundle in _bundles(lab, FAST):
+        text = xml_text(bundle)
+        root = ET.fromstring(f"<all>{text}</all>")
+        assert [e.get("id") for e in root] == [i.xml().get("id") for i in bundle.items]
+        for item in bundle.items:
+            assert f"<!-- {item.section}: {item.key} -->" in text
+
+
+def test_stage_names_and_keys(lab: Params) -> None:
+    props, rscs, cons = _bundles(lab, FAST)
+    assert props.stage.startswith("04") and rscs.stage.startswith("05") and cons.stage.startswith("06")
+    assert props.ids() == ["property stonith-enabled", "property no-quorum-policy"]
+    assert rscs.ids() == ["primitive vip", "primitive httpd", "clone cloned-ping-gateway"]
+    assert cons.ids() == ["colocation httpd-with-vip", "location preferred-node", "location vip-needs-gateway"]
+    assert {i.section for i in props.items} == {"crm_config"}
+    assert {i.section for i in rscs.items} == {"resources"}
+    assert {i.section for i in cons.items} == {"constraints"}
+
+
+def test_constraints_crm_text_is_the_articles(lab: Params) -> None:
+    assert constraints(lab).crm() == (
+        "colocation httpd-with-vip inf: httpd vip\n"
+        "location preferred-node vip 100: vm-node1\n"
+        "location vip-needs-gateway vip rule -inf: not_defined pingd or pingd lte 0\n"
+    )
+
+
+def test_constraints_xml(lab: Params) -> None:
+    x = _xml(constraints(lab))
+    assert x["httpd-with-vip"].tag == "rsc_colocation"
+    assert x["httpd-with-vip"].attrib == {"id": "httpd-with-vip", "score": "INFINITY", "rsc": "httpd", "with-rsc": "vip"}
+    assert x["preferred-node"].attrib == {"id": "preferred-node", "rsc": "vip", "score": "100", "node": "vm-node1"}
+    loc = x["vip-needs-gateway"]
+    assert (loc.tag, loc.attrib) == ("rsc_location", {"id": "vip-needs-gateway", "rsc": "vip"})
+    (rule,) = list(loc)
+    assert rule.attrib == {"id": "vip-needs-gateway-rule", "score": "-INFINITY", "boolean-op": "or"}
+    assert [e.attrib for e in rule] == [
+        {"id": "vip-needs-gateway-rule-expression", "operation": "not_defined", "attribute": "pingd"},
+        {"id": "vip-needs-gateway-rule-expression-0", "operation": "lte", "attribute": "pingd", "value": "0"},
+    ]
+
+
+@pytest.mark.parametrize(("crm", "xml"), [("inf", "INFINITY"), ("+inf", "INFINITY"), ("-inf", "-INFINITY"),
+                                         ("INF", "INFINITY"), ("100", "100"), (-50, "-50")])
+def test_score_xml(crm: str | int, xml: str) -> None:
+    assert score_xml(crm) == xml
+
+
+def test_preferred_node_from_params(lab: Params, lab3: Params) -> None:
+    assert lab.pacemaker.preferred_node is None  # default: the first node
+    moved = lab.model_copy(update={"pacemaker": lab.pacemaker.model_copy(update={"preferred_node": "vm-node2"})})
+    assert "location preferred-node vip 100: vm-node2\n" in constraints(moved).crm()
+    assert _xml(constraints(moved))["preferred-node"].get("node") == "vm-node2"
+    three = lab3.model_copy(update={"pacemaker": lab3.pacemaker.model_copy(update={"preferred_node": "vm-node3"})})
+    assert _xml(constraints(three))["preferred-node"].get("node") == "vm-node3"
+    assert _xml(constraints(lab3))["preferred-node"].get("node") == "vm-node1"
+
+
+@pytest.mark.parametrize("params_name", ["lab", "lab3"])
+def test_vip_params(params_name: str, request: pytest.FixtureRequest) -> None:
+    params: Params = request.getfixturevalue(params_name)
+    vip = _xml(resources(params, FAST))["vip"]
+    assert (vip.get("class"), vip.get("provider"), vip.get("type")) == ("ocf", "heartbeat", "IPaddr2")
+    pub = params.networks.public
+    assert _nv(vip) == {"ip": str(params.vip.address), "cidr_netmask": str(pub.subnet.prefixlen), "nic": "bond1"}
+    assert pub.bond == "bond1"
+    ia = vip.find("instance_attributes")
+    assert ia is not None and ia.get("id") == "vip-instance_attributes"
+    assert [nv.get("id") for nv in ia] == [
+        "vip-instance_attributes-ip", "vip-instance_attributes-cidr_netmask", "vip-instance_attributes-nic"]
+
+
+def test_vip_netmask_follows_public_subnet(lab: Params) -> None:
+    pub = lab.networks.public.model_copy(update={"subnet": lab.networks.public.subnet.supernet(new_prefix=16)})
+    wider = lab.model_copy(update={"networks": lab.networks.model_copy(update={"public": pub})})
+    assert _nv(_xml(resources(wider, FAST))["vip"])["cidr_netmask"] == "16"
+    assert "cidr_netmask=16 " in resources(wider, FAST).crm()
+
+
+@pytest.mark.parametrize("params_name", ["lab", "lab3"])
+def test_ping_clone(params_name: str, request: pytest.FixtureRequest) -> None:
+    params: Params = request.getfixturevalue(params_name)
+    clone = _xml(resources(params, SEED))["cloned-ping-gateway"]
+    (ping,) = list(clone)
+    assert (ping.tag, ping.get("id"), ping.get("type"), ping.get("provider")) == (
+        "primitive", "ping-gateway", "ping", "pacemaker")
+    t = SEED.resources
+    assert _nv(ping) == {
+        "host_list": str(params.networks.public.gateway),
+        "multiplier": "1000",
+        "dampen": f"{t.ping_dampen}s",
+        "attempts": str(t.ping_attempts),
+        "timeout": str(t.ping_timeout),
+    }
+    assert [op.attrib for op in ping.iter("op")] == [
+        {"name": "monitor", "interval": "15s", "id": "ping-gateway-monitor-15s", "timeout": "60s"}]
+    assert resources(params, SEED).crm().endswith("\nclone cloned-ping-gateway ping-gateway\n")
+
+
+@pytest.mark.parametrize("profile", [SEED, FAST])
+def test_monitor_intervals_follow_profile(lab: Params, profile: Profile) -> None:
+    t = profile.resources
+    x = _xml(resources(lab, profile))
+    ops = {rid: [(o.get("name"), o.get("interval"), o.get("id"), o.get("timeout")) for o in e.iter("op")]
+           for rid, e in x.items()}
+    assert ops["vip"] == [("monitor", f"{t.vip_monitor}s", f"vip-monitor-{t.vip_monitor}s", None)]
+    assert ops["httpd"] == [
+        ("start", "0s", "httpd-start-0s", "60s"),
+        ("stop", "0s", "httpd-stop-0s", "60s"),
+        ("monitor", f"{t.httpd_monitor}s", f"httpd-monitor-{t.httpd_monitor}s", "20s"),
+    ]
+    assert ops["cloned-ping-gateway"][0][1] == f"{t.ping_monitor}s"
+    crm = resources(lab, profile).crm()
+    assert f"op monitor interval={t.vip_monitor}s\n" in crm
+    assert f"op monitor interval={t.httpd_monitor}s timeout=20s\n" in crm
+    assert "op start timeout=60s \\\n" in crm  # interval 0s is implied in crm text
+
+
+def test_seed_and_fast_differ_only_in_timings(lab: Params) -> None:
+    assert resources(lab, SEED).crm() != resources(lab, FAST).crm()
+    assert properties(lab, SEED) == properties(lab, FAST)  # neither sets stickiness
+
+
+def test_profile_defaults_to_params_profile(lab: Params) -> None:
+    assert lab.cluster.profile == "fast"
+    assert resources(lab) == resources(lab, FAST)
+    assert resources(lab) != resources(lab, SEED)
+
+
+def test_apache_params_quoted_only_when_needed(lab: Params) -> None:
+    httpd = next(i for i in resources(lab, FAST).items if isinstance(i, Primitive) and i.id == "httpd")
+    assert "params configfile=/etc/apache2/apache2.conf statusurl=http://localhost/server-status \\\n" in httpd.crm()
+    spaced = Primitive("x", "ocf:heartbeat:Dummy", (("state", "/var/run/my state"), ("fake", "plain")))
+    assert spaced.crm() == 'primitive x ocf:heartbeat:Dummy \\\n    params state="/var/run/my state" fake=plain'
+
+
+@pytest.mark.parametrize(("enabled", "value"), [(True, "true"), (False, "false")])
+def test_stonith_enabled(lab: Params, enabled: bool, value: str) -> None:
+    pm = lab.pacemaker.model_copy(update={"stonith_enabled": enabled})
+    params = lab.model_copy(update={"pacemaker": pm})
+    bundle = properties(params, FAST)
+    assert f"property stonith-enabled={value}\n" in bundle.crm()
+    nv = _xml(bundle)["stonith-enabled"]
+    assert nv.attrib == {"id": "cib-bootstrap-options-stonith-enabled", "name": "stonith-enabled", "value": value}
+
+
+@pytest.mark.parametrize("policy", ["ignore", "stop", "freeze", "demote"])
+def test_no_quorum_policy(lab: Params, policy: str) -> None:
+    params = lab.model_copy(update={"pacemaker": lab.pacemaker.model_copy(update={"no_quorum_policy": policy})})
+    bundle = properties(params, FAST)
+    assert bundle.crm() == f"property stonith-enabled=false\nproperty no-quorum-policy={policy}\n"
+    assert _xml(bundle)["no-quorum-policy"].get("id") == "cib-bootstrap-options-no-quorum-policy"
+
+
+def test_stickiness_only_when_profile_sets_it(lab: Params) -> None:
+    assert FAST.resources.resource_stickiness is None and SEED.resources.resource_stickiness is None
+    assert not any(isinstance(i, RscDefault) for i in properties(lab, FAST).items)
+    assert "rsc_defaults" not in properties(lab, SEED).crm()
+
+    sticky = _with_stickiness(FAST, 100)
+    bundle = properties(lab, sticky)
+    assert bundle.crm().endswith("rsc_defaults resource-stickiness=100\n")
+    (rd,) = [i for i in bundle.items if isinstance(i, RscDefault)]
+    assert rd.section == "rsc_defaults" and rd.key == "rsc_defaults resource-stickiness"
+    assert rd.xml().attrib == {"id": "rsc-options-resource-stickiness", "name": "resource-stickiness", "value": "100"}
+    assert "<!-- rsc_defaults: rsc_defaults resource-stickiness -->" in xml_text(bundle)
+
+    zero = properties(lab, _with_stickiness(FAST, 0))  # 0 is a value, not "unset"
+    assert "rsc_defaults resource-stickiness=0\n" in zero.crm()
+
+
+def test_item_types(lab: Params) -> None:
+    props, rscs, cons = _bundles(lab, FAST)
+    assert all(isinstance(i, Property) for i in props.items)
+    assert [type(i) for i in rscs.items] == [Primitive, Primitive, Clone]
+    assert [type(i).__name__ for i in cons.items] == ["Colocation", "LocationPrefers", "LocationRule"]
+    rule = cons.items[2]
+    assert isinstance(rule, LocationRule) and isinstance(cons.items[1], LocationPrefers)
+    assert rule.boolean_op == "or" and rule.score == "-inf"
