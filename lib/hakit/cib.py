@@ -465,10 +465,14 @@ def rollback(host: Host, saved: Path) -> str:
     saved_root = _parse(saved.read_text(), str(saved))
     for attempt in range(3):
         live = query(host)
+        if same_configuration(saved.read_text(), live.xml):
+            break  # nothing to restore: the epoch stays as it is
         live_root = _parse(live.xml, "live CIB")
         target = copy.deepcopy(live_root)
         target.remove(target.find("configuration"))  # type: ignore[arg-type]
         target.insert(0, copy.deepcopy(saved_root.find("configuration")))  # type: ignore[arg-type]
+        target.set("epoch", str(live.version.epoch + 1))  # a patch must lead to a newer version
+        target.set("num_updates", "0")
         with _Workdir(host) as wd:
             patch = _crm_diff(host, wd, wd.put("live.xml", live.xml),
                               wd.put("target.xml", ET.tostring(target, encoding="unicode")))
@@ -477,8 +481,11 @@ def rollback(host: Host, saved: Path) -> str:
             r = host.run(f"cibadmin --patch --xml-file {wd.put('patch.xml', patch)}", check=False, timeout=120)
         if r.exit_code == 0:
             break
+        time.sleep(0.2)
         if r.exit_code != PATCH_STALE:
             raise CibError(f"{host.name}: rollback patch failed (exit {r.exit_code}): {r.stderr.strip()[:300]}")
+    else:
+        raise CibError(f"{host.name}: the CIB kept changing under the rollback patch (3 attempts); CIB left as it was")
     now = query(host)
     remaining = config_diff(host, saved.read_text(), now.xml)
     if remaining:
@@ -486,18 +493,8 @@ def rollback(host: Host, saved: Path) -> str:
     return f"configuration restored from {saved.name}; crm_diff against it is empty (CIB now {now.version})"
 
 
-def wait_idle(host: Host, timeout_s: float = 120) -> None:
-    """Wait until pacemaker has no transition in flight (crmadmin/cibadmin settle)."""
-    r = host.run(f"crm_resource --wait --timeout={int(timeout_s)}s", check=False, timeout=timeout_s + 30)
-    if r.exit_code != 0:
-        raise CibError(
-            f"{host.name}: the cluster did not settle within {timeout_s:.0f} s "
-            f"(crm_resource --wait exit {r.exit_code}): {(r.stderr or r.stdout).strip()[:300]}"
-        )
-
-
 __all__ = [
     "CibError", "CibConflict", "ConcurrentEdit", "CibSnapshot", "CibPlan", "CibChange", "Preview",
     "ApplyRecord", "plan", "query", "preview", "apply", "rollback", "config_diff", "same_configuration",
-    "managed_missing", "wait_idle", "Item",
+    "managed_missing", "Item",
 ]
