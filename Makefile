@@ -4,10 +4,11 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 PARAMS ?= params/lab.yaml
-APT_PACKAGES := systemd-container debootstrap openssh-client iproute2 nftables curl python3-venv
+# qemu-system-x86, qemu-utils, e2fsprogs: the VM lab node (params/lab-bonding.yaml, tests marked `vm`).
+APT_PACKAGES := systemd-container debootstrap openssh-client iproute2 nftables curl python3-venv qemu-system-x86 qemu-utils e2fsprogs
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv demo test test-unit lab-up lab-status lab-down bench clean
+.PHONY: setup apt venv demo test test-unit lab-up lab-status lab-down bench clean training
 
 setup: apt venv
 
@@ -28,9 +29,12 @@ venv: .venv/.stamp
 	.venv/bin/pip install -q -r requirements.txt
 	touch $@
 
+# --failover joins once notebooks/07_failover_tests.ipynb exists; the run prints the path of its index.html.
+FAILOVER_FLAG = $(if $(wildcard notebooks/07_failover_tests.ipynb),--failover,)
+
 demo: setup
 	$(PY) -m hakit lab up --params $(PARAMS)
-	$(PY) -m hakit run --params $(PARAMS) --stages all
+	$(PY) -m hakit run --params $(PARAMS) --stages all $(FAILOVER_FLAG)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -46,6 +50,9 @@ lab-status:
 
 lab-down:
 	$(PY) -m hakit lab down --params $(PARAMS)
+
+training: setup
+	$(PY) -m hakit prepare --params $(PARAMS) --out training
 
 bench: setup
 	$(PY) -m hakit bench lab --cold

@@ -1,4 +1,4 @@
-"""Command line: `python -m hakit lab up|status|down|ssh|<fault> ...`."""
+"""Command line: `python -m hakit lab ...|run|prepare|bench ...`."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def _print_status(d: dict) -> None:
     print(f"lab {d['lab_id']} (cluster {d['cluster']}): {'UP' if d['up'] else 'NOT UP'}")
     img = "built" if d["image_built"] else "not built yet (built on first `lab up`)"
     print(f"  image:    {d['image']} ({img})")
+    if d.get("vm_image"):
+        vimg = "built" if d["vm_image_built"] else "not built yet (built on first `lab up`)"
+        print(f"  vm image: {d['vm_image']} ({vimg})")
+        vms = ", ".join(n["name"] for n in d["nodes"] if n["kind"] == "vm")
+        print(f"  vm nodes: {vms}: qemu (TCG) with their own kernel, four NICs eth0..eth3; bonding applies there")
     b = d["bonding"]
     if b["available"]:
         print(f"  bonding:  available ({b['reason']}); nodes get slave NICs, stage 1 makes the bonds")
@@ -37,9 +42,14 @@ def _print_status(d: dict) -> None:
     gw = d["gateway"]
     cut = f"; cut for {', '.join(gw['blocked_sources'])}" if gw["blocked_sources"] else ""
     print(f"  gateway:  {gw['address']} (netns {gw['netns']}){cut}; VIP {d['vip']}")
+    if d.get("bmc"):
+        print("  bmc:      " + ", ".join(f"{b['node']} {b['address']} {b['state'].upper()}" for b in d["bmc"])
+              + " (IPMI lanplus, fence_ipmilan)")
     print(f"  {'node':<10} {'state':<8} {'system':<10} {'private':<13} {'public':<13} {'mem MiB':>7}  interfaces")
     for n in d["nodes"]:
         mem = f"{n['memory_mib']:.0f}" if n["memory_mib"] is not None else "-"
+        if n.get("memory_rss_mib") is not None:
+            mem += f" (RSS {n['memory_rss_mib']:.0f})"
         print(f"  {n['name']:<10} {n['state']:<8} {n['system_state'] or '-':<10} {n['private_ip']:<13} "
               f"{n['public_ip']:<13} {mem:>7}  {', '.join(n['interfaces'])}")
         if n["failed_units"]:
@@ -97,6 +107,8 @@ def cmd_fault(args: argparse.Namespace) -> int:
         lab.link(args.node, args.iface, up=a == "link-up")
     elif a in ("gateway-cut", "gateway-restore"):
         lab.gateway(args.node, reachable=a == "gateway-restore")
+    elif a in ("bmc-down", "bmc-up"):
+        lab.bmc(args.node, available=a == "bmc-up")
     elif a == "kill":
         sig = signal.Signals[args.signal] if not args.signal.isdigit() else int(args.signal)
         lab.kill_process(args.node, args.process, int(sig))
@@ -113,10 +125,30 @@ def cmd_bench_lab(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .run import run
+    from pathlib import Path
 
-    out = run(args.params, stages=args.stages, dry_run=args.dry_run)
-    print(f"done: {out}")
+    from .run import RunFailed, run
+
+    try:
+        out = run(
+            args.params, stages=args.stages, dry_run=args.dry_run, failover=args.failover,
+            out_root=Path(args.out) if args.out else None, html=not args.no_html,
+            command="python -m hakit " + shlex.join(sys.argv[1:]),
+        )
+    except RunFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"done: {out / 'index.html'}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .prepare import prepare
+
+    out = prepare(args.params, args.out)
+    print(f"training copies in {out}; start JupyterLab on them with:")
+    print(f"  .venv/bin/jupyter lab --notebook-dir {out} --ip 127.0.0.1 --no-browser --allow-root")
+    print(f"then open {sorted(p.name for p in out.glob('[0-9][0-9]_*.ipynb'))[0]} first: its first page says where to begin")
     return 0
 
 
@@ -145,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("power-on", "boot a powered-off node and wait for SSH"),
         ("gateway-cut", "the gateway stops answering this node"),
         ("gateway-restore", "undo gateway-cut"),
+        ("bmc-down", "the node's virtual BMC stops answering (fencing it fails; the node runs on)"),
+        ("bmc-up", "undo bmc-down"),
     ):
         f = add(action, cmd_fault, help)
         f.add_argument("node")
@@ -163,7 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
     r.add_argument("--stages", default="all", help="all, a number, a range (1-3) or a list (1,3)")
     r.add_argument("--dry-run", action="store_true", help="show plans only; change nothing")
+    r.add_argument("--failover", action="store_true", help="also run notebooks/07_failover_tests.ipynb at the end")
+    r.add_argument("--out", default="", help="folder to create the run folder in (default runs/)")
+    r.add_argument("--no-html", action="store_true", help="skip the HTML export of each notebook")
     r.set_defaults(func=cmd_run)
+    pr = sub.add_parser("prepare", help="parameter-filled notebook copies for a trainee (JupyterLab)")
+    pr.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
+    pr.add_argument("--out", default="training", help="folder for the copies (default training/)")
+    pr.set_defaults(func=cmd_prepare)
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bsub = bench.add_subparsers(dest="bench_cmd", required=True)
     bl = bsub.add_parser("lab", help="lab start-up time and memory (takes the named labs down and up)")

@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -135,6 +136,76 @@ class Vip(Strict):
     address: ipaddress.IPv4Address
 
 
+# fence_ipmilan and the names Debian's fence-agents installs for it (same script, other defaults).
+FENCE_AGENTS = ("fence_ipmilan", "fence_ipmilanplus", "fence_idrac", "fence_ilo3", "fence_ilo4", "fence_ilo5", "fence_imm")
+HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+IPMI_PASSWORD_MAX = 20  # IPMI v2 passwords are at most 20 bytes
+
+
+def _check_bmc_password(v: SecretStr | None) -> SecretStr | None:
+    if v is not None:
+        n = len(v.get_secret_value().encode())
+        if not 1 <= n <= IPMI_PASSWORD_MAX:
+            raise ValueError(f"the password has {n} bytes; IPMI v2 accepts 1 to {IPMI_PASSWORD_MAX}")
+    return v
+
+
+class FenceDevice(Strict):
+    """One node's power controller (its BMC), as the fence agent reaches it."""
+
+    address: str = Field(description="BMC IP address or DNS name")
+    port: int = Field(default=623, ge=1, le=65535, description="IPMI UDP port (ipport)")
+    username: str | None = Field(default=None, description="overrides pacemaker.fencing.username")
+    password: SecretStr | None = Field(default=None, description="overrides pacemaker.fencing.password")
+    password_file: Path | None = Field(default=None, description="overrides pacemaker.fencing.password_file")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        try:
+            ipaddress.ip_address(v)
+            return v
+        except ValueError:
+            pass
+        if not HOST_RE.match(v):
+            raise ValueError(f"{v!r} is neither an IP address nor a DNS name")
+        return v
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, v: SecretStr | None) -> SecretStr | None:
+        return _check_bmc_password(v)
+
+
+class Fencing(Strict):
+    """How the cluster powers off a node it has lost: one fence device (BMC) per node.
+
+    Secrets never go into the CIB: the password is copied root-only to each node
+    (``hakit.fencing.install_credentials``) and ipmitool reads it from there. In
+    the lab, leave devices and credentials out: the lab runs one virtual BMC per
+    node on ``lab.host_private_ip`` and provides them.
+    """
+
+    agent: Literal[FENCE_AGENTS] = Field(  # type: ignore[valid-type]
+        default="fence_ipmilan", description="fence agent (Debian package fence-agents)"
+    )
+    username: str | None = Field(default=None, description="BMC user, for every device unless overridden")
+    password: SecretStr | None = Field(
+        default=None, description="BMC password in the params file (prefer password_file)"
+    )
+    password_file: Path | None = Field(
+        default=None, description="file on this machine holding the BMC password (first line)"
+    )
+    lanplus: bool = Field(default=True, description="IPMI v2 RMCP+ (lanplus); v1.5 'lan' sends weak auth")
+    cipher: int | None = Field(default=None, ge=0, le=17, description="RMCP+ cipher suite; default: ipmitool's choice")
+    devices: dict[str, FenceDevice] = Field(default_factory=dict, description="node name -> its BMC")
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, v: SecretStr | None) -> SecretStr | None:
+        return _check_bmc_password(v)
+
+
 class Pacemaker(Strict):
     """Cluster-wide pacemaker choices (stage 4) and where the service prefers to run (stage 6).
 
@@ -150,6 +221,7 @@ class Pacemaker(Strict):
     preferred_node: str | None = Field(
         default=None, description="node the VIP prefers (score 100); default: the first node"
     )
+    fencing: Fencing | None = Field(default=None, description="fence devices; required when stonith_enabled")
 
 
 class Ssh(Strict):
@@ -183,6 +255,18 @@ class Lab(Strict):
         default=None, description="Debian mirror URL; default: the host's own apt source"
     )
     boot_timeout: float = Field(default=120.0, gt=0, le=1800)
+    kinds: dict[str, Literal["container", "vm"]] = Field(
+        default_factory=dict,
+        description=(
+            "per node: container (default; shares this machine's kernel) or vm (a qemu VM with its own "
+            "kernel and four NICs eth0..eth3, so bonding applies for real); `links` is for containers only"
+        ),
+    )
+    vm_memory_mib: int = Field(default=896, ge=512, le=4096, description="memory of each vm node, MiB")
+
+    def kind(self, node: str) -> Literal["container", "vm"]:
+        """How the lab runs this node: container unless `kinds` says vm."""
+        return self.kinds.get(node, "container")
 
     @property
     def dir(self) -> Path:
@@ -253,11 +337,18 @@ class Params(Strict):
                 raise ValueError(f"lab.host_public_ip {self.lab.host_public_ip} is already in use by the cluster")
             if self.lab.host_private_ip in {n.private_ip for n in self.nodes}:
                 raise ValueError(f"lab.host_private_ip {self.lab.host_private_ip} is a node address")
+            unknown = sorted(set(self.lab.kinds) - set(names))
+            if unknown:
+                raise ValueError(
+                    f"lab.kinds names {', '.join(map(repr, unknown))}, which is not a node; "
+                    f"use node names: {', '.join(names)}"
+                )
         elif self.ssh.key_file is None or self.ssh.known_hosts is None:
             raise ValueError(
                 "ssh.key_file and ssh.known_hosts are required for real hosts "
                 "(only the lab provides its own); host keys must be pinned"
             )
+        _check_fencing(self)
         return self
 
     def node(self, name: str) -> Node:
@@ -273,6 +364,61 @@ class Params(Strict):
 
     def ssh_address(self, node: Node) -> ipaddress.IPv4Address:
         return node.public_ip if self.ssh.network == "public" else node.private_ip
+
+
+def _check_fencing(p: "Params") -> None:
+    """stonith-enabled needs fence devices; devices cover exactly the nodes, each with credentials."""
+    f = p.pacemaker.fencing
+    if f is None:
+        if p.pacemaker.stonith_enabled:
+            raise ValueError(
+                "pacemaker.stonith_enabled is true but pacemaker.fencing is not set; add a fencing "
+                "section (agent, and for real hosts devices and credentials) or set stonith_enabled: false"
+            )
+        return
+    names = [n.name for n in p.nodes]
+    if p.lab is not None:
+        given = [k for k in ("username", "password", "password_file", "devices") if getattr(f, k)]
+        if given:
+            raise ValueError(
+                f"pacemaker.fencing.{given[0]} is set, but in the lab the fence devices and their "
+                "credentials come from the lab (one virtual BMC per node on lab.host_private_ip); remove it"
+            )
+        if not f.lanplus:
+            raise ValueError(
+                "pacemaker.fencing.lanplus is false, but the lab's virtual BMCs speak IPMI v2 lanplus only; remove it"
+            )
+        if f.cipher not in (None, 3):
+            raise ValueError(
+                f"pacemaker.fencing.cipher {f.cipher} is not offered by the lab's virtual BMCs; use 3 or leave it out"
+            )
+        return
+    unknown = sorted(set(f.devices) - set(names))
+    if unknown:
+        raise ValueError(
+            f"pacemaker.fencing.devices names {', '.join(unknown)}, which is not a node; nodes are: {', '.join(names)}"
+        )
+    missing = [n for n in names if n not in f.devices]
+    if missing:
+        raise ValueError(
+            f"pacemaker.fencing.devices has no device for {', '.join(missing)}; every node needs its own "
+            "fence device (address of its BMC)"
+        )
+    for name in names:
+        d = f.devices[name]
+        where = f"pacemaker.fencing.devices.{name}"
+        if not (d.username or f.username):
+            raise ValueError(f"{where}: no username; set pacemaker.fencing.username or {where}.username")
+        for owner, label in ((d, where), (f, "pacemaker.fencing")):
+            if owner.password is not None and owner.password_file is not None:
+                raise ValueError(f"{label} sets both password and password_file; keep one")
+        if d.password is None and d.password_file is None and f.password is None and f.password_file is None:
+            raise ValueError(
+                f"{where}: no password; set pacemaker.fencing.password_file (a file on this machine) "
+                f"or {where}.password_file"
+            )
+    if len({(d.address, d.port) for d in f.devices.values()}) < len(f.devices):
+        raise ValueError("pacemaker.fencing.devices: two nodes share one BMC address and port; each node needs its own")
 
 
 def _require_host_in(addr: ipaddress.IPv4Address, net: ipaddress.IPv4Network, field: str) -> None:
@@ -299,6 +445,8 @@ def _format_error(source: str, err: ValidationError) -> str:
             continue
         value = e.get("input")
         shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+        if any("password" in str(part) for part in e["loc"]):
+            shown = " (value not shown: it is a secret)"
         lines.append(f"  - {loc}: {msg}{shown}")
     return "\n".join(lines)
 

@@ -11,12 +11,8 @@ stage, node and command, scans the whole folder for secret material and writes
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import shlex
 import shutil
-import sys
-import tempfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -244,7 +240,7 @@ def run(
         "started": started.isoformat(timespec="seconds"),
         "finished": None,
         "by": report.who(),
-        "command": command or "python -m hakit " + shlex.join(sys.argv[1:]),
+        "command": command or f"hakit.run.run({params_file!r}, stages={stages!r}, dry_run={dry_run}, failover={failover})",
         "params_file": str(plan.params_path),
         "params_sha256": hashlib.sha256(plan.params_path.read_bytes()).hexdigest(),
         "params": report.masked_params(params),

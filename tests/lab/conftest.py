@@ -67,6 +67,9 @@ if not 0 <= SLOT <= 9:
     raise ValueError(f"HAKIT_TEST_SLOT={SLOT} is out of range; use 0..9")
 LAB2_ID, LAB2_NET = ("ht", "10.79.") if SLOT == 0 else (f"h{SLOT}", f"10.{100 + 2 * SLOT}.")
 LAB3_ID, LAB3_NET = ("ht3", "10.80.") if SLOT == 0 else (f"h{SLOT}t", f"10.{101 + 2 * SLOT}.")
+# The VM lab (params/lab-bonding.yaml, one qemu VM node and one container): marker `vm`.
+LABVM_ID, LABVM_NET = ("htb", "10.83.") if SLOT == 0 else (f"h{SLOT}b", f"10.{120 + SLOT}.")
+VM_TOOLS = ("qemu-system-x86_64", "qemu-img", "mke2fs")
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +100,30 @@ def lab2(_lab2_session: Lab) -> Lab:
 def start_lab():
     """Bring up a lab from a params file (skips or fails with the reason, as above)."""
     return _start
+
+
+@pytest.fixture(scope="session")
+def labvm_params(tmp_path_factory) -> Path:
+    return derived_params(
+        tmp_path_factory.mktemp("paramsvm"), "lab-bonding.yaml", LABVM_ID, "10.81.", LABVM_NET, "hakit-testvm"
+    )
+
+
+@pytest.fixture(scope="session")
+def _labvm_session(labvm_params):
+    missing = [t for t in VM_TOOLS if not shutil.which(t)]
+    if missing and not _lab_unavailable():
+        reason = f"missing tools for the VM node: {', '.join(missing)} (run `make setup`)"
+        if os.environ.get("CI"):
+            pytest.fail(f"the VM lab cannot start under CI: {reason}")
+        pytest.skip(reason)
+    lab = _start(labvm_params)
+    yield lab
+    lab.down()
+
+
+@pytest.fixture
+def labvm(_labvm_session: Lab) -> Lab:
+    """The VM test lab (one qemu VM node, one container), up; booted once per session."""
+    _labvm_session.up()
+    return _labvm_session

@@ -33,3 +33,9 @@ def test_quorum_survives_ring0_loss():
 
 def test_crm_mon_nodes_online():
     assert pacemaker_nodes((CAP / "crm_mon-2node-online.xml").read_text()) == {"vm-node1": True, "vm-node2": True}
+
+
+def test_crm_mon_nodes_online_with_resources_running():
+    """Resources name their nodes too (<node name=... cached=...>); those are not membership."""
+    got = pacemaker_nodes((CAP / "crm_mon-2node-resources.xml").read_text())
+    assert got == {"vm-node1": True, "vm-node2": True}

@@ -40,3 +40,29 @@ def test_parameters_are_typed_and_documented(path):
 def test_teaches_before_it_acts(path):
     nb = nbformat.read(path, as_version=4)
     assert nb.cells[0].cell_type == "markdown" and len(nb.cells[0].source) > 300
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_help_notebook_lists_typed_documented_parameters(path):
+    """What an operator sees from `papermill --help-notebook`: every parameter with its type and help."""
+    import subprocess
+    import sys
+
+    papermill = Path(sys.executable).with_name("papermill")
+    out = subprocess.run([str(papermill), "--help-notebook", str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    params = _infer_parameters(load_notebook_node(str(path)))
+    assert {"params_file", "dry_run", "record_dir"} <= {p.name for p in params}
+    for p in params:
+        assert f"  {p.name}: {p.inferred_type_name} (default {p.default})" in out.stdout, out.stdout
+        assert " ".join(p.help.split()) in " ".join(out.stdout.split()), f"{p.name}: help text missing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_records_its_stage_for_headless_runs(path):
+    """The record convention (hakit.record): a `record_dir` parameter, and the last code cell saves the result."""
+    params = {p.name: p for p in _infer_parameters(load_notebook_node(str(path)))}
+    assert params["record_dir"].inferred_type_name == "str" and params["record_dir"].default == '""'
+    nb = nbformat.read(path, as_version=4)
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert "record.save(" in last.source and "record_dir" in last.source, f"{path.name}: last cell must call record.save"

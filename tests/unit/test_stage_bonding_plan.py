@@ -323,28 +323,45 @@ def test_parse_ifquery_splits_cidr_and_drops_broadcast() -> None:
 # ------------------------------------------------------------------ safe apply: scripts and command sequence
 
 
-def test_revert_script_restores_or_removes_each_file_then_restarts_networking(lab: Params) -> None:
+def test_revert_script_restores_files_bonds_and_slave_addresses_then_marks_it(lab: Params) -> None:
     s = stage.revert_script(lab)
     assert s.startswith("#!/bin/sh\n")
-    lines = [ln.strip() for ln in s.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = [ln.split("#")[0].strip() for ln in s.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     assert lines == [
         "set -u",
         "W=/var/lib/hakit/bonding",
         "D=/etc/network/interfaces.d",
         'logger -t hakit-bonding "revert: restoring the network files saved before the last apply" || true',
         "ifdown --force bond0 bond1 || true",
+        "for b in bond0 bond1; do",
+        'if [ -d "/sys/class/net/$b/bonding" ]; then ip link del "$b" || true; fi',
+        "done",
         "for f in hakit-bond0 hakit-bond1; do",
         'if [ -e "$W/backup/$f" ]; then cp -p "$W/backup/$f" "$D/$f"; else rm -f "$D/$f"; fi',
         "done",
         "systemctl restart networking",
+        'if [ -e "$W/backup/addresses.sh" ]; then sh "$W/backup/addresses.sh" || true; fi',
+        'date +%s > "$W/reverted"',
+        'logger -t hakit-bonding "revert: done" || true',
     ]
 
 
-def test_apply_script_downs_old_config_installs_then_ups_the_bonds(lab: Params) -> None:
+def test_apply_script_downs_old_config_installs_flushes_slave_addresses_then_ups_the_bonds(lab: Params) -> None:
     s = stage.apply_script(lab)
     assert "set -eu" in s
-    down, install, up = s.index("ifdown --force bond0 bond1"), s.index("install -m 0644"), s.index("\nifup bond0 bond1")
-    assert down < install < up
+    down, install = s.index("ifdown --force bond0 bond1"), s.index("install -m 0644")
+    flush, up = s.index("for s in eth0 eth1 eth2 eth3; do\n    ip -4 addr flush dev \"$s\""), s.index("\nifup bond0 bond1")
+    assert down < install < flush < up
+
+
+def test_backup_saves_the_slaves_addresses_and_default_route_as_a_script(lab: Params) -> None:
+    b = stage.safe_apply_steps(lab, 60).backup
+    assert "for s in eth0 eth1 eth2 eth3; do" in b
+    assert "> /var/lib/hakit/bonding/backup/addresses.sh" in b
+    assert "grep -E ' dev (eth0|eth1|eth2|eth3)( |$)'" in b and "sed 's/^/ip route replace /'" in b
+    assert "rm -f /var/lib/hakit/bonding/staged/* /var/lib/hakit/bonding/backup/* /var/lib/hakit/bonding/reverted" in (
+        stage.safe_apply_steps(lab, 60).prepare
+    )
 
 
 def test_safe_apply_commands(lab: Params) -> None:

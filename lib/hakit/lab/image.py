@@ -42,6 +42,10 @@ PACKAGES = (
     "procps",
     "kmod",
     "less",
+    # Fencing: fence_ipmilan and the ipmitool it drives, against the lab's virtual BMCs
+    # (or a real site's BMCs). Debian ships every agent in this one package.
+    "fence-agents",
+    "ipmitool",
 )
 # Bump when the customisation steps below change.
 RECIPE = 1

@@ -22,8 +22,10 @@ from typing import Any
 
 from ..localcmd import run
 from ..params import Params
-from . import net, node
+from . import net, node, vm
+from . import bmc as labbmc
 from .image import ImageCache, Progress, stderr_progress
+from .vmimage import VmImageCache
 
 
 class LabError(RuntimeError):
@@ -43,7 +45,9 @@ class NodeStatus:
     interfaces: list[str]
     system_state: str | None = None
     failed_units: list[str] = field(default_factory=list)
-    memory_mib: float | None = None
+    memory_mib: float | None = None  # PSS: containers all their processes, VMs the qemu process
+    kind: str = "container"
+    memory_rss_mib: float | None = None  # VMs only: the qemu process's resident set
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -64,6 +68,7 @@ class Lab:
         self.key_file = self.cfg.key_file
         self.known_hosts = self.cfg.known_hosts
         self.image = ImageCache(self.cfg.image_cache, mirror=self.cfg.mirror)
+        self.vm_image = VmImageCache(self.cfg.image_cache, mirror=self.cfg.mirror)
         has_bond, self.bonding_reason = net.bonding_available()
         self.bonding = has_bond
         mode = self.cfg.links
@@ -103,13 +108,26 @@ class Lab:
     def paths(self, name: str) -> node.NodePaths:
         return node.NodePaths(self.dir / "nodes" / name)
 
+    def vm_paths(self, name: str) -> vm.VmPaths:
+        return vm.VmPaths(self.dir / "nodes" / name)
+
+    def is_vm(self, name: str) -> bool:
+        return self.cfg.kind(name) == "vm"
+
+    @property
+    def vm_nodes(self) -> list[str]:
+        return [n.name for n in self.params.nodes if self.is_vm(n.name)]
+
     # ------------------------------------------------------------- up
 
     def preflight(self) -> None:
         """Refuse to start where the lab cannot run or would collide with this machine's networks."""
         if os.geteuid() != 0:
             raise LabError("the lab needs root (network namespaces, bridges, mounts, containers)")
-        missing = [t for t in ("systemd-nspawn", "debootstrap", "ip", "nft", "ssh", "ssh-keygen") if not shutil.which(t)]
+        tools = ["systemd-nspawn", "debootstrap", "ip", "nft", "ssh", "ssh-keygen"]
+        if self.vm_nodes:
+            tools += [vm.QEMU, "qemu-img", "mke2fs"]
+        missing = [t for t in tools if not shutil.which(t)]
         if missing:
             raise LabError(f"missing tools: {', '.join(missing)}; run `make setup` to install them")
         own = set(self.net.bridges.values())
@@ -126,10 +144,15 @@ class Lab:
         """Bring the lab up; a second call on a running lab changes nothing and says so."""
         self.preflight()
         if all(self._node_running(n.name) for n in self.params.nodes) and self._state().get("ready"):
-            self.progress(f"lab {self.cfg.id}: already up, nothing changed")
+            restarted = self._ensure_bmcs()
+            if restarted:
+                self.progress(f"lab {self.cfg.id}: up; virtual BMC started again for {', '.join(restarted)}")
+            else:
+                self.progress(f"lab {self.cfg.id}: already up, nothing changed")
             return self.status(probe=False)
         t0 = time.monotonic()
         rootfs = self.image.ensure(self.progress)
+        vm_image = self.vm_image.ensure_vm(self.progress) if self.vm_nodes else None
         self._record(lab_id=self.cfg.id, cluster=self.params.cluster.name, image=self.image.spec.key, ready=False)
         self._ensure_key()
         self._ensure_network()
@@ -138,9 +161,15 @@ class Lab:
         known: list[str] = []
         for n in self.params.nodes:
             p = self.paths(n.name)
-            self._record_node(n.name, machine=self.machine(n.name), base=str(p.base), netns=self.net.node(n.name).netns)
-            node.mount_overlay(rootfs, p)
-            hostkey = node.personalise(p, n.name, hosts, pub)
+            nn = self.net.node(n.name)
+            self._record_node(n.name, machine=self.machine(n.name), base=str(p.base), netns=nn.netns, kind=nn.kind)
+            if vm_image is not None and self.is_vm(n.name):
+                vp = self.vm_paths(n.name)
+                vm.make_disk(vm_image, vp)
+                hostkey = vm.write_identity(vp, n.name, hosts, pub, vm.guest_net_lines(nn.links, nn.gateway))
+            else:
+                node.mount_overlay(rootfs, p)
+                hostkey = node.personalise(p, n.name, hosts, pub)
             names = ",".join([n.name, str(n.public_ip), str(n.private_ip)])
             known.append(f"{names} {hostkey}")
         self.known_hosts.write_text("\n".join(known) + "\n")
@@ -150,8 +179,10 @@ class Lab:
                 self._boot(n.name)
                 started.append(n.name)
         self.progress(f"lab {self.cfg.id}: booting {', '.join(started) or 'nothing'}; waiting for SSH ...")
-        with ThreadPoolExecutor(max_workers=len(self.params.nodes)) as ex:
+        with ThreadPoolExecutor(max_workers=len(self.params.nodes) + 1) as ex:
+            bmcs = ex.submit(self._ensure_bmcs)  # the virtual BMCs start while the nodes boot
             list(ex.map(self._wait_ready, [n.name for n in self.params.nodes]))
+            bmcs.result()
         self._record(ready=True)
         self.progress(f"lab {self.cfg.id}: up in {time.monotonic() - t0:.1f} s")
         return self.status()
@@ -172,6 +203,11 @@ class Lab:
         net.ensure_netns(L.gw_netns)
         net.ensure_veth(L.gw_host_end, "eth0", L.gw_netns, L.bridges["public"], L.gw_address)
         for nn in L.nodes:
+            if nn.kind == "vm":  # taps on the bridges; the guest sets its own addresses
+                self._record(host_links=[ln.host_end for ln in nn.links])
+                for ln in nn.links:
+                    vm.ensure_tap(ln.host_end, ln.bridge)
+                continue
             self._record(netns=[nn.netns], host_links=[ln.host_end for ln in nn.links])
             net.ensure_netns(nn.netns)
             for ln in nn.links:
@@ -183,13 +219,35 @@ class Lab:
     def _boot(self, name: str) -> None:
         machine = self.machine(name)
         p = self.paths(name)
+        if self.is_vm(name):
+            self._boot_vm(name)
+            return
         if not node.is_mounted(p.root):
             raise LabError(f"node {name}: its disk is not mounted; run `hakit lab up` to prepare the lab")
         self._record(cgroups=[str(d) for d in node.cgroup_dirs(machine)])
-        pid = node.start(machine, name, p, self.net.node(name).netns)
+        nn = self.net.node(name)
+        pub_dev = next((ln.node_end for ln in nn.links if ln.network == "public" and ln.address), None)
+        net.power_on_links(nn.netns, [(ln.node_end, ln.address) for ln in nn.links], nn.gateway, pub_dev)
+        pid = node.start(machine, name, p, nn.netns)
         self._record_node(name, nspawn_pid=pid, leader_pid=None)
         leader = node.wait_leader(pid, machine)
         self._record_node(name, leader_pid=leader, booted_at=time.time())
+
+    def _boot_vm(self, name: str) -> None:
+        vp = self.vm_paths(name)
+        if not vp.disk.exists() or not vp.identity.exists():
+            raise LabError(f"node {name}: its VM disk is missing; run `hakit lab up` to prepare the lab")
+        argv = vm.qemu_argv(
+            self.machine(name), self.vm_image.artefacts, vp, self.net.node(name).links,
+            self.cfg.id, name, self.cfg.vm_memory_mib,
+        )  # fmt: skip
+        pid = vm.start(argv, vp)
+        self._record_node(name, qemu_pid=pid, qmp=str(vp.qmp), links_down=[])
+        try:
+            vm.wait_monitor(pid, vp)
+        except RuntimeError as e:
+            raise LabError(f"node {name}: {e}") from None
+        self._record_node(name, booted_at=time.time())
 
     def _wait_ready(self, name: str) -> None:
         """Wait for SSH, then for systemd to finish booting; explain failed units."""
@@ -264,6 +322,8 @@ class Lab:
 
     def _node_running(self, name: str) -> bool:
         st = self._node_state(name)
+        if self.is_vm(name):
+            return vm.is_our_qemu(st.get("qemu_pid"), self.machine(name))
         leader = st.get("leader_pid")
         return node.is_our_nspawn(st.get("nspawn_pid"), self.machine(name)) and node.pid_alive(leader)
 
@@ -282,13 +342,15 @@ class Lab:
                 ssh_address=str(self.params.ssh_address(n)),
                 leader_pid=st.get("leader_pid") if running else None,
                 nspawn_pid=st.get("nspawn_pid") if running else None,
-                interfaces=[
-                    f"{ln.node_end} ({ln.network}{', cable pulled' if net.link_exists(ln.host_end) and not net.link_is_up(ln.host_end) else ''})"
-                    for ln in nn.links
-                ],
+                interfaces=[f"{ln.node_end} ({ln.network}{', cable pulled' if self._cable_pulled(n.name, ln) else ''})" for ln in nn.links],
+                kind=nn.kind,
             )
-            if running:
+            if running and nn.kind == "vm":
+                pss, rss = vm.memory_kib(st["qemu_pid"])
+                s.memory_mib, s.memory_rss_mib = round(pss / 1024, 1), round(rss / 1024, 1)
+            elif running:
                 s.memory_mib = round(node.memory_kib(nn.netns) / 1024, 1)
+            if running:
                 if probe:
                     try:
                         r = self.ssh(n.name, ["systemctl", "is-system-running"], timeout=15)
@@ -300,6 +362,11 @@ class Lab:
             out.append(s)
         return out
 
+    def _cable_pulled(self, name: str, ln: net.Link) -> bool:
+        if self.is_vm(name):  # pulled through the VM's monitor, as recorded
+            return ln.node_end in self._node_state(name).get("links_down", [])
+        return net.link_exists(ln.host_end) and not net.link_is_up(ln.host_end)
+
     def status_dict(self, probe: bool = True) -> dict[str, Any]:
         nodes = self.status(probe)
         return {
@@ -308,6 +375,8 @@ class Lab:
             "up": bool(nodes) and all(s.state == "running" for s in nodes),
             "image": self.image.spec.key,
             "image_built": self.image.is_built(),
+            "vm_image": self.vm_image.spec.key if self.vm_nodes else None,
+            "vm_image_built": self.vm_image.is_built() if self.vm_nodes else None,
             "bonding": {"available": self.bonding, "reason": self.bonding_reason, "links": self.net.links_mode},
             "key_file": str(self.key_file),
             "known_hosts": str(self.known_hosts),
@@ -315,6 +384,7 @@ class Lab:
             "bridges": self.net.bridges,
             "gateway": {"address": self.net.gw_address, "netns": self.net.gw_netns, "blocked_sources": net.gateway_blocked(self.net.gw_netns) if net.netns_exists(self.net.gw_netns) else []},
             "vip": str(self.params.vip.address),
+            "bmc": self.bmc_status(),
             "nodes": [s.__dict__ for s in nodes],
         }
 
@@ -330,7 +400,14 @@ class Lab:
         """Pull the plug: the node's processes die at once, its disk stays as it was."""
         self.params.node(name)
         st = self._node_state(name)
-        node.power_cut(st.get("leader_pid"), st.get("nspawn_pid"), self.machine(name), self.net.node(name).netns)
+        if self.is_vm(name):
+            vm.power_cut(st.get("qemu_pid"), self.machine(name))
+            self._record_node(name, qemu_pid=None, links_down=[], cut_at=time.time())
+            self.progress(f"{name}: power cut")
+            return
+        nn = self.net.node(name)
+        node.power_cut(st.get("leader_pid"), st.get("nspawn_pid"), self.machine(name), nn.netns)
+        net.power_off_links(nn.netns, [ln.node_end for ln in nn.links])
         self._record_node(name, leader_pid=None, nspawn_pid=None, cut_at=time.time())
         self.progress(f"{name}: power cut")
 
@@ -347,7 +424,13 @@ class Lab:
         """Pull (or plug back) the cable of one node interface: the node sees carrier loss."""
         self.params.node(name)
         ln = self.net.node(name).link(iface)
-        net.set_link(ln.host_end, up)
+        if self.is_vm(name):
+            self._require_running(name)
+            vm.set_link(self.vm_paths(name), ln.node_end, up)
+            down = set(self._node_state(name).get("links_down", []))
+            self._record_node(name, links_down=sorted(down - {iface} if up else down | {iface}))
+        else:
+            net.set_link(ln.host_end, up)
         self.progress(f"{name}: {iface} cable {'plugged in' if up else 'pulled'}")
 
     def gateway(self, name: str, reachable: bool) -> None:
@@ -359,6 +442,8 @@ class Lab:
     def kill_process(self, name: str, process: str, sig: int = 9) -> list[int]:
         """Send a signal to every process on the node whose command name is exactly `process`."""
         self._require_running(name)
+        if self.is_vm(name):
+            return self._kill_in_vm(name, process, sig)
         pids = node.processes_named(self.net.node(name).netns, process)
         if not pids:
             raise LabError(f"no process named {process!r} is running on {name}")
@@ -370,12 +455,95 @@ class Lab:
         self.progress(f"{name}: sent signal {sig} to {len(pids)} {process} process(es)")
         return pids
 
+    def _kill_in_vm(self, name: str, process: str, sig: int) -> list[int]:
+        """A VM's processes live in its own kernel: signal them there (exact name), report the guest PIDs."""
+        r = self.ssh(name, ["sh", "-c", 'p=$(pgrep -x -- "$1") || exit 3; kill -s "$2" $p; echo $p', "-", process, str(sig)])
+        if r.returncode == 3:
+            raise LabError(f"no process named {process!r} is running on {name}")
+        if r.returncode != 0:
+            raise LabError(f"on {name}: signalling {process!r} failed: {r.stderr.strip()[-300:]}")
+        pids = [int(x) for x in r.stdout.split()]
+        self.progress(f"{name}: sent signal {sig} to {len(pids)} {process} process(es)")
+        return pids
+
+    # ------------------------------------------------------------- virtual BMCs
+
+    @property
+    def has_bmcs(self) -> bool:
+        """The lab runs one virtual BMC per node when the params configure fencing."""
+        return self.params.pacemaker.fencing is not None
+
+    def _bmc_running(self, name: str) -> bool:
+        return labbmc.is_our_bmc(self._node_state(name).get("bmc_pid"), self.dir, name)
+
+    def _ensure_bmcs(self) -> list[str]:
+        """Start every node's virtual BMC that is not running; returns the nodes it started."""
+        if not self.has_bmcs:
+            return []
+        labbmc.ensure_password(self.dir)
+        started = [n.name for n in self.params.nodes if not self._bmc_running(n.name)]
+        if started:  # in parallel (each takes a Python start-up); recorded one by one
+            with ThreadPoolExecutor(max_workers=len(started)) as ex:
+                pids = list(ex.map(lambda name: labbmc.start(self.dir, self.params, name), started))
+            for name, pid in zip(started, pids):
+                self._record_node(name, bmc_pid=pid)
+        return started
+
+    def _start_bmc(self, name: str) -> None:
+        pid = labbmc.start(self.dir, self.params, name)
+        self._record_node(name, bmc_pid=pid)
+
+    def bmc_status(self) -> list[dict[str, Any]]:
+        """Each node's virtual BMC: where it listens and whether it answers."""
+        if not self.has_bmcs:
+            return []
+        return [
+            {"node": ep.node, "address": str(ep), "state": "up" if self._bmc_running(ep.node) else "down",
+             "pid": self._node_state(ep.node).get("bmc_pid") if self._bmc_running(ep.node) else None}
+            for ep in labbmc.endpoints(self.params)
+        ]
+
+    def bmc(self, name: str, available: bool) -> None:
+        """Make a node's power controller unavailable (its daemon stops: nothing answers on its
+        port) or available again. The node itself is not touched."""
+        self.params.node(name)
+        if not self.has_bmcs:
+            raise LabError("these params configure no fencing (pacemaker.fencing), so the lab runs no virtual BMCs")
+        if available:
+            if self._bmc_running(name):
+                self.progress(f"{name}: virtual BMC already up, nothing changed")
+                return
+            labbmc.ensure_password(self.dir)
+            self._start_bmc(name)
+            self.progress(f"{name}: virtual BMC up on {self._bmc_endpoint(name)}")
+        else:
+            labbmc.stop(self._node_state(name).get("bmc_pid"), self.dir, name)
+            self._record_node(name, bmc_pid=None)
+            self.progress(f"{name}: virtual BMC down (nothing answers on {self._bmc_endpoint(name)})")
+
+    def _bmc_endpoint(self, name: str) -> labbmc.Endpoint:
+        return next(e for e in labbmc.endpoints(self.params) if e.node == name)
+
+    def _stop_bmcs(self, st: dict[str, Any]) -> list[str]:
+        """Stop this lab's BMC daemons: the recorded PIDs (checked), then any found by exact command line."""
+        removed = []
+        for name, ns in st.get("nodes", {}).items():
+            if labbmc.stop(ns.get("bmc_pid"), self.dir, name):
+                removed.append(f"virtual BMC of {name}")
+        for pid, name in labbmc.find_daemons(self.dir).items():
+            if labbmc.stop(pid, self.dir, name):
+                removed.append(f"virtual BMC of {name} (pid {pid}, not recorded)")
+        d = labbmc.bmc_dir(self.dir)
+        if d.exists():
+            shutil.rmtree(d)
+        return removed
+
     # ------------------------------------------------------------- down
 
     def down(self) -> list[str]:
         """Remove every process, mount, namespace, link, rule and cgroup the lab made."""
         st = self._state()
-        removed: list[str] = []
+        removed: list[str] = self._stop_bmcs(st)
         L = self.net
         nodes = dict(st.get("nodes", {}))
         for n in self.params.nodes:
@@ -383,6 +551,9 @@ class Lab:
         for name, ns in nodes.items():
             machine = ns.get("machine", self.machine(name))
             netns = ns.get("netns", f"{self.cfg.id}-{name}")
+            if vm.is_our_qemu(ns.get("qemu_pid"), machine) or vm.find_qemus(machine):
+                vm.power_cut(ns.get("qemu_pid"), machine)
+                removed.append(f"vm {name} stopped")
             if net.netns_pids(netns) or node.is_our_nspawn(ns.get("nspawn_pid"), machine):
                 node.power_cut(ns.get("leader_pid"), ns.get("nspawn_pid"), machine, netns)
                 removed.append(f"node {name} stopped")
@@ -452,6 +623,10 @@ class Lab:
                     found.append(f"cgroup {d}")
         if net.netns_exists(L.gw_netns):
             found.append(f"netns {L.gw_netns}")
+        for name in self.vm_nodes:
+            found += [f"qemu process {q} of {name}" for q in vm.find_qemus(self.machine(name))]
+            if self.vm_paths(name).qmp.exists():
+                found.append(f"monitor socket {self.vm_paths(name).qmp}")
         for br in L.bridges.values():
             if net.link_exists(br):
                 found.append(f"bridge {br}")
@@ -465,4 +640,5 @@ class Lab:
                 ):
                     if node.pid_alive(int(pid_dir.name)):
                         found.append(f"process {pid_dir.name} ({' '.join(argv[:3])} ...)")
+        found += [f"virtual BMC process {pid} of {name}" for pid, name in labbmc.find_daemons(self.dir).items()]
         return found

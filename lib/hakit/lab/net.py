@@ -36,6 +36,7 @@ class NodeNet:
     netns: str
     links: tuple[Link, ...]
     gateway: str | None
+    kind: str = "container"  # or "vm": a qemu VM whose NICs are taps, its addresses set by the guest
 
     def link(self, node_iface: str) -> Link:
         for ln in self.links:
@@ -92,13 +93,15 @@ def plan_network(params: Params, links_mode: str) -> LabNet:
     }
     nodes = []
     for i, node in enumerate(params.nodes, start=1):
+        kind = lab.kind(node.name)
+        node_mode = "slaves" if kind == "vm" else links_mode  # a VM has its own kernel: always the four NICs
         links: list[Link] = []
         for netname, net, ip in (
             ("private", nets.private, node.private_ip),
             ("public", nets.public, node.public_ip),
         ):
             cidr = f"{ip}/{net.subnet.prefixlen}"
-            if links_mode == "slaves":
+            if node_mode == "slaves":
                 for k, slave in enumerate(net.slaves):
                     links.append(
                         Link(
@@ -121,7 +124,13 @@ def plan_network(params: Params, links_mode: str) -> LabNet:
                     )
                 )
         nodes.append(
-            NodeNet(name=node.name, netns=f"{lid}-{node.name}", links=tuple(links), gateway=str(nets.public.gateway))
+            NodeNet(
+                name=node.name,
+                netns=f"{lid}-{node.name}",
+                links=tuple(links),
+                gateway=str(nets.public.gateway),
+                kind=kind,
+            )
         )
     return LabNet(
         lab_id=lid,
@@ -212,6 +221,30 @@ def ensure_veth(host_end: str, node_end: str, netns: str, bridge: str, cidr: str
         if f'"{cidr.split("/")[0]}"' not in addrs:
             run(["ip", "-n", netns, "addr", "add", cidr, "dev", node_end])
     run(["ip", "-n", netns, "link", "set", node_end, "up"])
+
+
+def power_off_links(netns: str, node_ends: list[str]) -> None:
+    """What a powered-off machine's NICs look like: no carrier and no addresses.
+
+    The namespace outlives the node's processes, and its kernel would go on
+    answering ARP for every address left on it (the VIP included).
+    """
+    for dev in node_ends:
+        if link_exists(dev, netns):
+            run(["ip", "-n", netns, "addr", "flush", "dev", dev])
+            run(["ip", "-n", netns, "link", "set", dev, "down"])
+
+
+def power_on_links(netns: str, links: list[tuple[str, str | None]], gateway: str | None, gw_dev: str | None) -> None:
+    """Bring a node's NICs back as the lab set them up: its own address on each, link up, default route."""
+    for dev, cidr in links:
+        if not link_exists(dev, netns):
+            continue
+        if cidr and f'"{cidr.split("/")[0]}"' not in run(["ip", "-n", netns, "-j", "addr", "show", "dev", dev]).stdout:
+            run(["ip", "-n", netns, "addr", "add", cidr, "dev", dev])
+        run(["ip", "-n", netns, "link", "set", dev, "up"])
+    if gateway and gw_dev:
+        ensure_default_route(netns, gateway, gw_dev)
 
 
 def ensure_default_route(netns: str, gateway: str, dev: str) -> None:

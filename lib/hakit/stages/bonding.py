@@ -34,6 +34,9 @@ REVERT_UNIT = "hakit-bonding-revert"
 APPLY_UNIT = "hakit-bonding-apply"
 MIN_REVERT_S = 20  # time to reconnect and read the bonds before the timer fires
 CONFIRM_MARGIN_S = 5  # stop trying to confirm this long before the timer would fire
+REVERT_GRACE_S = 60  # after the timer fires: time for the revert to finish and SSH to come back
+ADDRESSES_FILE = "addresses.sh"  # in the backup: puts back the slaves' own addresses and default route
+REVERTED_FILE = "reverted"  # written by the revert script: when it ran (epoch seconds)
 
 WRITE = "write"
 BRING_UP = "bring up"
@@ -513,6 +516,7 @@ def validate(
 def apply_script(params: Params) -> str:
     """Pure: the node-side script that swaps the files in and brings the bonds up."""
     bonds, names = " ".join(bond_names(params)), " ".join(file_names(params))
+    slaves = " ".join(slave_names(params))
     return f"""#!/bin/sh
 # hakit bonding: apply. Runs as its own systemd unit, so a dropped SSH session cannot stop it halfway.
 set -eu
@@ -521,6 +525,12 @@ D={INTERFACES_DIR}
 ifdown --force {bonds} || true   # deconfigure with the old files, if they configured anything
 for f in {names}; do
     install -m 0644 -o root -g root "$W/staged/$f" "$D/$f"
+done
+# The addresses move onto the bonds. ifenslave leaves a slave's own address (set outside ifupdown)
+# in place; the kernel then puts its route back when the bond brings the slave up, and replies
+# leave by the bare slave instead of the bond. The backup step saved them for a revert.
+for s in {slaves}; do
+    ip -4 addr flush dev "$s"
 done
 ifup {bonds}
 """
@@ -532,16 +542,23 @@ def revert_script(params: Params) -> str:
     return f"""#!/bin/sh
 # hakit bonding: automatic revert. A transient timer runs this unless the runbook confirmed the
 # new bonds in time. It puts back the files saved before the apply (or removes files that did not
-# exist then) and restarts networking, so the node comes back as it was.
+# exist then), restarts networking, and gives the slaves back the addresses they had before, so
+# the node comes back as it was.
 set -u
 W={WORK_DIR}
 D={INTERFACES_DIR}
 logger -t hakit-bonding "revert: restoring the network files saved before the last apply" || true
 ifdown --force {bonds} || true
+for b in {bonds}; do
+    if [ -d "/sys/class/net/$b/bonding" ]; then ip link del "$b" || true; fi   # a half-made bond ifdown did not know
+done
 for f in {names}; do
     if [ -e "$W/backup/$f" ]; then cp -p "$W/backup/$f" "$D/$f"; else rm -f "$D/$f"; fi
 done
 systemctl restart networking
+if [ -e "$W/backup/{ADDRESSES_FILE}" ]; then sh "$W/backup/{ADDRESSES_FILE}" || true; fi
+date +%s > "$W/{REVERTED_FILE}"
+logger -t hakit-bonding "revert: done" || true
 """
 
 
@@ -566,13 +583,24 @@ def safe_apply_steps(
     params: Params, revert_after_s: int, work_dir: str = WORK_DIR, unit: str = REVERT_UNIT
 ) -> SafeApplySteps:
     """Pure: build the commands for one node; `work_dir`/`unit` are parameters only so tests can use their own."""
-    names = " ".join(file_names(params))
+    names, slaves = " ".join(file_names(params)), slave_names(params)
+    saved = f"{work_dir}/backup/{ADDRESSES_FILE}"
+    on_slave = "|".join(slaves)
     return SafeApplySteps(
         precheck=f"systemctl is-active --quiet {unit}.timer",
-        prepare=f"mkdir -p {work_dir}/staged {work_dir}/backup && rm -f {work_dir}/staged/* {work_dir}/backup/*",
+        prepare=(
+            f"mkdir -p {work_dir}/staged {work_dir}/backup && "
+            f"rm -f {work_dir}/staged/* {work_dir}/backup/* {work_dir}/{REVERTED_FILE}"
+        ),
+        # The files, and as a script the slaves' own IPv4 addresses and a default route through one
+        # of them: the apply moves those onto the bonds, a revert must put them back.
         backup=(
             f"for f in {names}; do if [ -e {INTERFACES_DIR}/$f ]; then "
-            f"cp -p {INTERFACES_DIR}/$f {work_dir}/backup/$f; fi; done"
+            f"cp -p {INTERFACES_DIR}/$f {work_dir}/backup/$f; fi; done; "
+            f"for s in {' '.join(slaves)}; do echo \"ip link set dev $s up\"; "
+            "ip -4 -o addr show dev $s | while read -r _ d _ a _; do echo \"ip addr replace $a dev $d\"; done; "
+            f"done > {saved}; "
+            f"ip -4 route show default | grep -E ' dev ({on_slave})( |$)' | sed 's/^/ip route replace /' >> {saved} || true"
         ),
         arm=(
             f"systemd-run --unit={unit} --on-active={int(revert_after_s)}s --timer-property=AccuracySec=1s "
@@ -659,7 +687,8 @@ def _safe_apply(
     h.write_bytes(f"{WORK_DIR}/revert.sh", revert_script(params).encode(), mode=0o755)
     h.run(steps.backup)
     h.run(steps.arm)
-    deadline = time.monotonic() + revert_after_s - CONFIRM_MARGIN_S
+    armed_at = time.monotonic()
+    deadline = armed_at + revert_after_s - CONFIRM_MARGIN_S
     try:
         r = h.run(steps.apply, check=False, timeout=revert_after_s)
         if not r.ok:
@@ -668,10 +697,12 @@ def _safe_apply(
         pass  # the session may drop when the network under it changes; the fresh session below decides
     host, checks = _reconnect_and_check(params, name, deadline, options)
     if host is None:
-        return "failed", (
-            f"no SSH session within {revert_after_s}s after applying; the revert timer restores the old files and "
-            "restarts networking; if the node stays unreachable, use its console"
-        )
+        h.close()
+        lost = f"no SSH session within {revert_after_s} s after applying (the new network config cut this node off)"
+        back, how = _await_revert(params, name, armed_at, revert_after_s)
+        if back is not None:
+            hosts[name] = back
+        return "failed", f"{lost}; {how}"
     h.close()
     hosts[name] = host
     bad = [c for c in checks if not c.ok]
@@ -683,6 +714,33 @@ def _safe_apply(
         return "failed", f"bonds verified but {REVERT_UNIT}.timer is still active: it will revert; stop it by hand"
     bonds = ", ".join(bond_names(params))
     return "changed", f"{', '.join(files)} installed; {bonds} verified; revert timer cancelled ({state})"
+
+
+def _await_revert(params: Params, name: str, armed_at: float, revert_after_s: int) -> tuple[Host | None, str]:
+    """After a lost node: wait for its revert timer to fire and SSH to come back; say what happened."""
+    give_up = armed_at + revert_after_s + REVERT_GRACE_S
+    while time.monotonic() < give_up:
+        try:
+            host = connect(params, name)
+            marker = host.run(["cat", f"{WORK_DIR}/{REVERTED_FILE}"], check=False)
+        except RemoteError:
+            time.sleep(1)
+            continue
+        back_after = time.monotonic() - armed_at
+        if not marker.ok:  # reachable, yet the revert has not run: it still will, when the timer fires
+            host.close()
+            time.sleep(1)
+            continue
+        bonds = _gather_node(host, params).bonds
+        now = ", ".join(f"{b.name} over {'+'.join(s.name for s in b.slaves)}" for b in bonds.values()) or "no bonds"
+        return host, (
+            f"the revert timer fired after {revert_after_s} s and restored the old files and addresses "
+            f"(now: {now}); node reachable again over SSH {back_after:.0f} s after the apply"
+        )
+    return None, (
+        f"the revert timer ({revert_after_s} s) should have restored the old files, but the node was still "
+        f"unreachable {revert_after_s + REVERT_GRACE_S} s after the apply; use its console"
+    )
 
 
 def _revert_now(host: Host, steps: SafeApplySteps) -> str:

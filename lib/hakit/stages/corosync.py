@@ -204,7 +204,8 @@ def apply(
 def pacemaker_nodes(xml_text: str) -> dict[str, bool]:
     """Node name -> online, from `crm_mon --output-as=xml`."""
     root = ET.fromstring(xml_text)
-    return {n.get("name", "?"): n.get("online") == "true" for n in root.iter("node") if n.get("name")}
+    # Only <nodes><node>: resources list their hosts as <node name=... cached=...> with no `online`.
+    return {n.get("name", "?"): n.get("online") == "true" for n in root.findall("./nodes/node") if n.get("name")}
 
 
 def verify(hosts: dict[str, Host], params: Params, wait_s: float = 60) -> Verification:

@@ -1,0 +1,262 @@
+"""Fence devices: what stage 4 renders as stonith resources, and the credentials they need on each node.
+
+One device per node: the node's BMC, driven by Debian's `fence_ipmilan`. In the
+lab the BMCs are the lab's virtual ones (`hakit.lab.bmc`); on real hosts they
+come from `pacemaker.fencing` in the params.
+
+How the password travels, and where it never goes:
+
+- `fence_ipmilan` always hands the password to ipmitool as `-P <password>` on
+  the command line (fence-agents 4.12, `create_command`), also when it comes
+  from `password_script`; any local user can read it there with `ps` (the
+  control in tests/lab/test_fencing.py catches it every time). So the CIB carries
+  no `password` and no `password_script`: it names `ipmitool_path` =
+  `WRAPPER`, a small script that drops the agent's (empty) `-P` and runs
+  `ipmitool -f <file>`, a root-only file named after the BMC's address and port.
+- `install_credentials` copies each BMC's password to every node over SFTP
+  (the file is created 0600 before a byte is written); it is never on a
+  command line, in the CIB, in a log or in an outcome.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from pydantic import SecretStr
+
+from .params import IPMI_PASSWORD_MAX, Params
+
+if TYPE_CHECKING:
+    from .remote import Host
+
+CRED_DIR = "/etc/hakit/fencing"
+WRAPPER = "/usr/local/sbin/hakit-ipmitool"
+IPMITOOL = "/usr/bin/ipmitool"
+# In a two-node cluster both nodes may try to fence each other at the same moment;
+# delaying the device that fences the preferred node lets that node win the race.
+TWO_NODE_DELAY = "5s"
+MONITOR_INTERVAL = "60s"
+
+
+class FencingError(RuntimeError):
+    """Fencing cannot be set up as asked; the message says what to fix (never the secret)."""
+
+
+@dataclass(frozen=True)
+class Device:
+    """One node's BMC, resolved from the params (lab or real)."""
+
+    node: str  # the node this device powers off
+    agent: str
+    address: str
+    port: int
+    username: str
+    lanplus: bool
+    cipher: int | None
+    password: SecretStr | None = field(default=None, repr=False)
+    password_file: Path | None = None
+
+    @property
+    def credential_path(self) -> str:
+        """Where the password lives on every node (root-only)."""
+        return posixpath.join(CRED_DIR, f"{self.address}-{self.port}.password")
+
+
+def devices(params: Params) -> list[Device]:
+    """Every node's fence device, in node order. Empty when the params configure no fencing."""
+    f = params.pacemaker.fencing
+    if f is None:
+        return []
+    if params.lab is not None:
+        from .lab import bmc  # the lab's virtual BMCs
+
+        pw = bmc.password_file(params.lab.dir)
+        return [
+            Device(
+                node=ep.node, agent=f.agent, address=ep.address, port=ep.port, username=bmc.USERNAME,
+                lanplus=True, cipher=bmc.CIPHER_SUITE, password_file=pw,
+            )
+            for ep in bmc.endpoints(params)
+        ]
+    out = []
+    for n in params.nodes:
+        d = f.devices[n.name]  # validation guarantees every node has one, with credentials
+        own = d.password is not None or d.password_file is not None
+        out.append(
+            Device(
+                node=n.name, agent=f.agent, address=d.address, port=d.port,
+                username=d.username or f.username or "", lanplus=f.lanplus, cipher=f.cipher,
+                password=d.password if own else f.password,
+                password_file=(d.password_file if own else f.password_file),
+            )
+        )
+    return out
+
+
+def read_password(dev: Device) -> bytes:
+    """The device's password, from the params or its file on this machine (first line)."""
+    if dev.password is not None:
+        data = dev.password.get_secret_value().encode()
+    elif dev.password_file is not None:
+        path = dev.password_file.expanduser()
+        try:
+            lines = path.read_bytes().splitlines()
+        except FileNotFoundError:
+            raise FencingError(f"password file {path} for {dev.node}'s BMC does not exist; create it (mode 0600)") from None
+        except OSError as e:
+            raise FencingError(f"password file {path} for {dev.node}'s BMC cannot be read: {e.strerror}") from None
+        data = lines[0].strip() if lines else b""
+    else:
+        raise FencingError(f"no password configured for {dev.node}'s BMC")
+    if not 1 <= len(data) <= IPMI_PASSWORD_MAX:
+        raise FencingError(
+            f"the password for {dev.node}'s BMC has {len(data)} bytes; IPMI v2 accepts 1 to {IPMI_PASSWORD_MAX}"
+        )
+    return data
+
+
+# ----------------------------------------------------------------- stonith resources
+
+
+@dataclass(frozen=True)
+class StonithResource:
+    """One `stonith:` primitive as stage 4 should create it, with no secret in it."""
+
+    id: str
+    agent: str  # e.g. fence_ipmilan -> class stonith, type fence_ipmilan
+    target: str  # the node this device fences
+    attributes: dict[str, str]  # instance attributes, in a stable order
+    avoid_node: str  # location -INFINITY: a node never runs the device that kills it
+    monitor_interval: str = MONITOR_INTERVAL
+
+
+def stonith_resources(params: Params) -> list[StonithResource]:
+    """The stonith primitives for these params (empty if no fencing is configured). Pure."""
+    devs = devices(params)
+    out = []
+    for d in devs:
+        attrs = {
+            "ip": d.address,
+            "ipport": str(d.port),
+            "username": d.username,
+            "lanplus": "1" if d.lanplus else "0",
+        }
+        if d.cipher is not None:
+            attrs["cipher"] = str(d.cipher)
+        attrs["ipmitool_path"] = WRAPPER  # the password comes from CRED_DIR, never from the CIB
+        attrs["method"] = "onoff"  # off, confirm off, then on: never reports success before the node is off
+        attrs["pcmk_host_list"] = d.node
+        if len(devs) == 2 and d.node == params.preferred_node:
+            attrs["pcmk_delay_base"] = TWO_NODE_DELAY
+        out.append(StonithResource(id=f"fence-{d.node}", agent=d.agent, target=d.node, attributes=attrs, avoid_node=d.node))
+    return out
+
+
+# ----------------------------------------------------------------- credentials on the nodes
+
+
+WRAPPER_SCRIPT = f"""#!/bin/sh
+# Installed by hakit: fence_ipmilan's ipmitool (stonith attribute ipmitool_path).
+# fence_ipmilan always passes the password as `-P <password>` on ipmitool's command
+# line, readable by any user with ps. This drops that argument and has ipmitool read
+# the password from a root-only file named after the BMC's address and port.
+set -eu
+dir={CRED_DIR}
+host='' port=623 prev='' skip=0
+for a do
+    shift
+    if [ "$skip" = 1 ]; then skip=0; continue; fi
+    case "$prev" in
+        -H) host=$a ;;
+        -p) port=$a ;;
+    esac
+    prev=$a
+    if [ "$a" = -P ]; then skip=1; prev=''; continue; fi
+    set -- "$@" "$a"
+done
+case "$host$port" in
+    '' | */* | .*) echo "hakit-ipmitool: no usable BMC address (-H) among the arguments" >&2; exit 2 ;;
+esac
+file="$dir/$host-$port.password"
+if [ ! -r "$file" ]; then
+    echo "hakit-ipmitool: no credential for BMC $host:$port ($file is missing); install it with hakit.fencing.install_credentials" >&2
+    exit 1
+fi
+exec {IPMITOOL} -f "$file" "$@"
+"""
+
+
+@dataclass(frozen=True)
+class CredentialOutcome:
+    """What install_credentials did on one node: file names and modes only."""
+
+    node: str
+    changed: list[str]
+    unchanged: list[str]
+
+    @property
+    def outcome(self) -> str:
+        return "changed" if self.changed else "unchanged"
+
+
+@dataclass(frozen=True, repr=False)
+class CredentialReport:
+    nodes: list[CredentialOutcome]
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [{"node": o.node, "outcome": o.outcome, "written": ", ".join(o.changed) or "-",
+              "already right": ", ".join(o.unchanged) or "-"} for o in self.nodes],
+            columns=["node", "outcome", "written", "already right"],
+        )
+
+    def _repr_html_(self) -> str:
+        return "<h4>Fencing credentials (contents never shown)</h4>" + self.to_frame().to_html(index=False, escape=True)
+
+    def __repr__(self) -> str:
+        return self.to_frame().to_string(index=False)
+
+
+def _meta(host: Host, path: str) -> str | None:
+    r = host.run(["stat", "-c", "%U:%G %a %F", path], check=False)
+    return r.stdout.strip() if r.exit_code == 0 else None
+
+
+def _ensure_file(host: Host, path: str, data: bytes, mode: int, changed: list[str], unchanged: list[str]) -> None:
+    """Write a file only if its content, owner or mode differ (compared in memory over SFTP)."""
+    want = f"root:root {mode:o} regular file"
+    meta = _meta(host, path)
+    if meta == want and host.read_bytes(path) == data:
+        unchanged.append(path)
+        return
+    host.write_bytes(path, data, mode=mode, owner="root:root")
+    changed.append(path)
+
+
+def install_credentials(hosts: Mapping[str, Host], params: Params) -> CredentialReport:
+    """Put every BMC password (root:root 0600) and the ipmitool wrapper (0755) on every node.
+
+    Every node gets every device's password: the fencer may run a device on any
+    node but the one it fences, and in a larger cluster that is any of the others.
+    Idempotent: a second run writes nothing.
+    """
+    devs = devices(params)
+    if not devs:
+        raise FencingError("these params configure no fencing (pacemaker.fencing is not set)")
+    secrets = {d.credential_path: read_password(d) for d in devs}
+    report = []
+    for name, host in hosts.items():
+        changed: list[str] = []
+        unchanged: list[str] = []
+        host.run(["install", "-d", "-o", "root", "-g", "root", "-m", "0700", CRED_DIR])
+        _ensure_file(host, WRAPPER, WRAPPER_SCRIPT.encode(), 0o755, changed, unchanged)
+        for path, data in secrets.items():
+            _ensure_file(host, path, data, 0o600, changed, unchanged)
+        report.append(CredentialOutcome(name, changed, unchanged))
+    return CredentialReport(report)
+
