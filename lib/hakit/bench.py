@@ -10,6 +10,7 @@ from pathlib import Path
 from .lab import Lab
 from .lab.image import ImageCache
 from .params import load_params
+from .profiles import get_profile
 
 
 def _quiet(_msg: str) -> None:
@@ -47,3 +48,53 @@ def bench_lab(params_files: list[str], runs: int = 5, settle: float = 5.0, cold:
             f"idle memory per node (PSS): median {statistics.median(mems):.1f} MiB"
         )
     return lines
+
+
+def bench_failover(params_file: str, profiles: list[str], trials: int, scenarios: str = "default",
+                   out_root: Path | None = None, progress=print) -> tuple[str, Path]:
+    """Run the failover suite under each profile; return the medians table (text) and the folder of results."""
+    from datetime import datetime, timezone
+
+    import pandas as pd
+
+    from .failover import charts, runner
+    from .failover import scenarios as scn_mod
+    from .failover.profile import use_profile
+    from .notebook import connect_nodes, load, repo_root
+
+    params = load(params_file)
+    if params.lab is None:
+        raise ValueError(f"{params_file}: failover benchmarks inject faults through the lab; this params file has no lab section")
+    chosen = scn_mod.select(",".join(scn_mod.DEFAULT) if scenarios == "default" else scenarios)
+    for p in profiles:
+        get_profile(p)  # all names checked before the first change
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = (out_root or repo_root() / "runs") / f"bench-failover-{stamp}"
+    out.mkdir(parents=True)
+    lab = Lab(params, progress=_quiet)
+    frames, all_trials = [], []
+    for prof in profiles:
+        hosts = connect_nodes(params)
+        try:
+            for line in use_profile(hosts, params, prof, out / f"cib-{prof}"):
+                progress(f"[{prof}] {line}")
+        finally:
+            for h in hosts.values():
+                h.close()
+        df, trials_ = runner.run_suite(lab, params, chosen, trials, prof, progress=lambda m: progress(f"[{prof}] {m}"))
+        frames.append(df)
+        all_trials += trials_
+        df.to_csv(out / f"failover-{prof}.csv", index=False)
+    df = pd.concat(frames, ignore_index=True)
+    df.to_csv(out / "failover.csv", index=False)
+    charts.downtime_plot(df).savefig(out / "downtime.png", dpi=110, bbox_inches="tight")
+    charts.timelines(all_trials).savefig(out / "timelines.png", dpi=110, bbox_inches="tight")
+    med = runner.medians(df)
+    table = med.pivot(index="scenario", columns="profile", values="downtime_s")
+    lines = ["median client downtime (s), " + f"{trials} trial(s) each:", table.to_string(), "",
+             "all medians:", med.to_string(index=False)]
+    bad = df[~df["ok"]]
+    if not bad.empty:
+        lines += ["", "trials that broke a correctness rule:"]
+        lines += [f"  {r.scenario} ({r.profile}) #{r.trial}: {r.problems}" for r in bad.itertuples()]
+    return "\n".join(lines), out

@@ -124,6 +124,18 @@ def cmd_bench_lab(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_failover(args: argparse.Namespace) -> int:
+    from .bench import bench_failover
+
+    profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    if args.trials < 1:
+        raise ValueError(f"--trials {args.trials}: use 1 or more")
+    text, out = bench_failover(args.params, profiles, args.trials, args.scenarios)
+    print(text)
+    print(f"results: {out}/failover.csv, charts: {out}/downtime.png, {out}/timelines.png")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -212,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--runs", type=int, default=5, help="runs per params file (median reported)")
     bl.add_argument("--cold", action="store_true", help="also time a cold image build into a scratch cache")
     bl.set_defaults(func=cmd_bench_lab)
+    bf = bsub.add_parser("failover", help="failover suite under each timing profile; prints median client downtime")
+    bf.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file of a built lab cluster (default {DEFAULT_PARAMS})")
+    bf.add_argument("--profiles", default="seed,fast", help="comma-separated timing profiles (default seed,fast)")
+    bf.add_argument("--trials", type=int, default=5, help="trials per scenario and profile (default 5)")
+    bf.add_argument("--scenarios", default="default",
+                    help="comma-separated scenario names, 'all', or 'default' (the six of the issue)")
+    bf.set_defaults(func=cmd_bench_failover)
     return p
 
 

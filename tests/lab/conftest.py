@@ -127,3 +127,38 @@ def labvm(_labvm_session: Lab) -> Lab:
     """The VM test lab (one qemu VM node, one container), up; booted once per session."""
     _labvm_session.up()
     return _labvm_session
+
+
+@pytest.fixture(scope="session")
+def _cluster2_state(tmp_path_factory) -> dict:
+    return {"folder": None, "runs": tmp_path_factory.mktemp("cluster-runs")}
+
+
+@pytest.fixture
+def cluster2(_lab2_session: Lab, lab2_params: Path, _cluster2_state: dict):
+    """The two-node lab with runbooks 01-06 applied headless, rebuilt from a fresh lab when needed.
+
+    Yields (lab, run folder of the build). Built once per session unless a test
+    before left the cluster unhealthy (or another test took the lab down).
+    """
+    from hakit import notebook
+    from hakit.failover.runner import NotSettled, settle
+    from hakit.run import run
+
+    lab = _lab2_session
+    if _cluster2_state["folder"] is not None:
+        lab.up()
+        params = lab.params
+        hosts = notebook.connect_nodes(params)
+        try:
+            settle(hosts, params, timeout_s=60)
+            return lab, _cluster2_state["folder"]
+        except NotSettled:
+            pass
+        finally:
+            for h in hosts.values():
+                h.close()
+    lab.down()
+    lab.up()
+    _cluster2_state["folder"] = run(str(lab2_params), stages="1-6", out_root=_cluster2_state["runs"], html=False)
+    return lab, _cluster2_state["folder"]

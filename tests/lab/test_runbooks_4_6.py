@@ -41,14 +41,9 @@ def variant(params_file: Path, tmp: Path, old: str, new: str, name: str) -> Path
     return out
 
 
-@pytest.fixture(scope="module")
-def built(_lab2_session: Lab, lab2_params: Path, tmp_path_factory) -> tuple[Lab, Path]:
-    """A fresh lab taken through runbooks 01-06 headless; yields the lab and the run folder."""
-    lab = _lab2_session
-    lab.down()
-    lab.up()
-    folder = run(str(lab2_params), stages="1-6", out_root=tmp_path_factory.mktemp("runs"), html=False)
-    return lab, folder
+@pytest.fixture
+def built(cluster2) -> tuple[Lab, Path]:
+    return cluster2
 
 
 def test_first_run_builds_the_article_cluster(built):

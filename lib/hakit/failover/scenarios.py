@@ -80,10 +80,6 @@ def _power_cycle(c: "TrialContext") -> None:
     c.lab.power_on(c.active)
 
 
-def _kill_controld(c: "TrialContext") -> None:
-    c.lab.kill_process(c.active, "pacemaker-controld", 9)
-
-
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -128,12 +124,6 @@ SCENARIOS: dict[str, Scenario] = {
             "survivor first powers the node off. Restored by power-cycling the node",
             moves=True, outage_expected=True, inject=_kill_corosync, restore=_power_cycle,
             split_brain_without_fencing=True,
-        ),
-        Scenario(
-            "controld-kill", "kill -9 pacemaker-controld (pacemaker's decision maker) on the active node",
-            "pacemakerd notices and, unable to restart the controller safely, shuts the node's pacemaker down; "
-            "the peer sees the node leave and takes over the service",
-            moves=True, outage_expected=True, inject=_kill_controld, restore=_power_cycle,
         ),
     )
 }
