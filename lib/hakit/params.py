@@ -68,6 +68,16 @@ class Network(Strict):
             raise ValueError(f"the two slaves must differ, got {v[0]!r} twice")
         return v
 
+    @field_validator("subnet", mode="before")
+    @classmethod
+    def _prefix_in_range(cls, v: object) -> object:
+        # Without this, "/40" only gets pydantic's "not a valid IPv4 network", which does not say what is valid.
+        if isinstance(v, str) and "/" in v:
+            prefix = v.rsplit("/", 1)[1].strip()
+            if prefix.isdigit() and not 8 <= int(prefix) <= 30:
+                raise ValueError(f"prefix length /{prefix} is out of range; use /8 to /30")
+        return v
+
     @field_validator("subnet")
     @classmethod
     def _subnet_size(cls, v: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
@@ -323,6 +333,14 @@ class Params(Strict):
             raise ValueError(f"vip.address {self.vip.address} is already a node or gateway address")
         if self.networks.public.gateway in {n.public_ip for n in self.nodes}:
             raise ValueError(f"networks.public.gateway {self.networks.public.gateway} is a node address")
+        from .profiles import PROFILES, profile_names  # late: profiles imports this module
+
+        if self.cluster.profile not in PROFILES:
+            raise ValueError(
+                f"cluster.profile {self.cluster.profile!r} is not a timing profile; "
+                f"use one of: {', '.join(profile_names())}"
+            )
+        PROFILES[self.cluster.profile].check_cluster_size(len(self.nodes))
         names = [n.name for n in self.nodes]
         if self.pacemaker.preferred_node is not None and self.pacemaker.preferred_node not in names:
             raise ValueError(

@@ -163,6 +163,12 @@ def prepare_run(params_file: str, stages: str = "all", dry_run: bool = False, fa
     """Validate everything a run needs; raises ParamsError/ValueError before any file or host is touched."""
     params_path = resolve(params_file).resolve()
     params = load_params(params_path)
+    if params.lab is None:
+        # Real hosts: the key and known_hosts must be readable now, not in the first notebook.
+        # (A lab writes its own when it comes up, so they are checked on connect.)
+        from .remote import check_ssh_files
+
+        check_ssh_files(params)
     notebooks = select(stages)
     if failover:
         notebooks.append(failover_notebook())

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ..params import Params
 from . import node as labnode
+from .node import _reap  # one place knows how to collect a child's exit status
 
 MODULE = "hakit.lab.bmcd"  # the daemon (a module of its own, so `-m` runs it cleanly)
 PORT_BASE = 6230  # node i (1-based, params order) listens on PORT_BASE + i, as virtualbmc's examples do
@@ -178,10 +179,3 @@ def stop(pid: int | None, lab_dir: Path, node: str, timeout: float = 5) -> bool:
     return True
 
 
-def _reap(pid: int | None) -> None:
-    if not pid:
-        return
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
