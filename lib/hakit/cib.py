@@ -32,7 +32,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hakit.remote import Host
+from hakit.remote import Host, Result
 from hakit.render.cib import BOOTSTRAP_SET, RSC_DEFAULTS_SET, Bundle, Item, Property, RscDefault
 
 # Attributes of <cib> that change without anyone editing the configuration.
@@ -274,12 +274,16 @@ def plan(bundle: Bundle, base: CibSnapshot) -> CibPlan:
             sec.append(new)
             p.changes.append(CibChange(item.key, "add", " ".join(item.crm().replace("\\\n", " ").split())[:160]))
     if p.changes:
-        # A patch must lead to a newer version than the live one, or pacemaker refuses it as old.
-        root.set("epoch", str(base.version.epoch + 1))
-        root.set("num_updates", "0")
+        _next_version(root, base.version)
     ET.indent(root, "  ")
     p.wanted_xml = ET.tostring(root, encoding="unicode") + "\n"
     return p
+
+
+def _next_version(root: ET.Element, live: CibVersion) -> None:
+    """Mark a wanted CIB one epoch past the live one: pacemaker refuses a patch that leads to no newer version."""
+    root.set("epoch", str(live.epoch + 1))
+    root.set("num_updates", "0")
 
 
 def managed_missing(bundle: Bundle, live_xml: str) -> list[str]:
@@ -339,7 +343,7 @@ class _Workdir:
             self.host.run(["rm", "-rf", "--", self.path], check=False)
 
 
-def _crm_diff(host: Host, wd: _Workdir, old: str, new: str) -> str:
+def _crm_diff(host: Host, old: str, new: str) -> str:
     r = host.run(f"crm_diff --original {shlex.quote(old)} --new {shlex.quote(new)}", check=False)
     if r.exit_code == 0:
         return ""
@@ -369,7 +373,7 @@ def preview(host: Host, p: CibPlan) -> Preview:
         live = wd.put("live.xml", p.base.xml)
         wanted = wd.put("wanted.xml", p.wanted_xml)
         v = host.run(f"crm_verify --verbose --xml-file {wanted}", check=False)
-        patch = _crm_diff(host, wd, live, wanted)
+        patch = _crm_diff(host, live, wanted)
         sim = host.run(f"crm_simulate --xml-file {wanted} --simulate", check=False)
     return Preview(v.exit_code == 0, (v.stdout + v.stderr).strip(), patch, _transition(sim.stdout))
 
@@ -393,6 +397,15 @@ def save(text: str, path: Path) -> Path:
     return path
 
 
+def _push(host: Host, live_xml: str, target_xml: str) -> tuple[str, Result | None]:
+    """crm_diff live -> target and, if they differ, send that patch once; (patch, cibadmin's result or None)."""
+    with _Workdir(host) as wd:
+        patch = _crm_diff(host, wd.put("live.xml", live_xml), wd.put("target.xml", target_xml))
+        if not patch:
+            return "", None
+        return patch, host.run(f"cibadmin --patch --xml-file {wd.put('patch.xml', patch)}", check=False, timeout=120)
+
+
 def apply(host: Host, p: CibPlan, save_dir: Path, prefix: str = "", retries: int = 3) -> ApplyRecord:
     """Push the plan as one versioned patch, or nothing if the CIB already matches.
 
@@ -410,13 +423,9 @@ def apply(host: Host, p: CibPlan, save_dir: Path, prefix: str = "", retries: int
                 "to plan against the current CIB."
             )
         # Same configuration as planned: re-base the wanted CIB on this reading (only status differs).
-        fresh = plan(p.bundle, live)
-        with _Workdir(host) as wd:
-            patch = _crm_diff(host, wd, wd.put("live.xml", live.xml), wd.put("wanted.xml", fresh.wanted_xml))
-            if not patch:
-                return ApplyRecord(False, before, version_before=live.version, detail="CIB already as wanted")
-            patch_path = wd.put("patch.xml", patch)
-            r = host.run(f"cibadmin --patch --xml-file {patch_path}", check=False, timeout=120)
+        patch, r = _push(host, live.xml, plan(p.bundle, live).wanted_xml)
+        if r is None:
+            return ApplyRecord(False, before, version_before=live.version, detail="CIB already as wanted")
         if r.exit_code == PATCH_STALE:
             # Status moved (num_updates) or someone edited: look again; the check above tells which.
             time.sleep(0.2)
@@ -442,7 +451,7 @@ def apply(host: Host, p: CibPlan, save_dir: Path, prefix: str = "", retries: int
 def config_diff(host: Host, old_xml: str, new_xml: str) -> str:
     """crm_diff of two CIBs' configurations (version attributes of <cib> removed first)."""
     with _Workdir(host) as wd:
-        return _crm_diff(host, wd, wd.put("a.xml", strip_versions(old_xml)), wd.put("b.xml", strip_versions(new_xml)))
+        return _crm_diff(host, wd.put("a.xml", strip_versions(old_xml)), wd.put("b.xml", strip_versions(new_xml)))
 
 
 def strip_versions(cib_xml: str) -> str:
@@ -462,32 +471,26 @@ def rollback(host: Host, saved: Path) -> str:
     status is kept), then checks that ``crm_diff`` finds no configuration
     difference apart from version fields. Raises CibError if any remains.
     """
-    saved_root = _parse(saved.read_text(), str(saved))
+    saved_xml = saved.read_text()
+    saved_conf = _parse(saved_xml, str(saved)).find("configuration")
     for attempt in range(3):
         live = query(host)
-        if same_configuration(saved.read_text(), live.xml):
+        if same_configuration(saved_xml, live.xml):
             break  # nothing to restore: the epoch stays as it is
-        live_root = _parse(live.xml, "live CIB")
-        target = copy.deepcopy(live_root)
+        target = _parse(live.xml, "live CIB")  # a fresh tree: the live status with the saved configuration
         target.remove(target.find("configuration"))  # type: ignore[arg-type]
-        target.insert(0, copy.deepcopy(saved_root.find("configuration")))  # type: ignore[arg-type]
-        target.set("epoch", str(live.version.epoch + 1))  # a patch must lead to a newer version
-        target.set("num_updates", "0")
-        with _Workdir(host) as wd:
-            patch = _crm_diff(host, wd, wd.put("live.xml", live.xml),
-                              wd.put("target.xml", ET.tostring(target, encoding="unicode")))
-            if not patch:
-                break
-            r = host.run(f"cibadmin --patch --xml-file {wd.put('patch.xml', patch)}", check=False, timeout=120)
-        if r.exit_code == 0:
+        target.insert(0, copy.deepcopy(saved_conf))  # type: ignore[arg-type]
+        _next_version(target, live.version)
+        _, r = _push(host, live.xml, ET.tostring(target, encoding="unicode"))
+        if r is None or r.exit_code == 0:
             break
-        time.sleep(0.2)
         if r.exit_code != PATCH_STALE:
             raise CibError(f"{host.name}: rollback patch failed (exit {r.exit_code}): {r.stderr.strip()[:300]}")
+        time.sleep(0.2)
     else:
         raise CibError(f"{host.name}: the CIB kept changing under the rollback patch (3 attempts); CIB left as it was")
     now = query(host)
-    remaining = config_diff(host, saved.read_text(), now.xml)
+    remaining = config_diff(host, saved_xml, now.xml)
     if remaining:
         raise CibError(f"rollback to {saved} left configuration differences:\n{remaining}")
     return f"configuration restored from {saved.name}; crm_diff against it is empty (CIB now {now.version})"

@@ -56,6 +56,7 @@ def _start(params_file: Path) -> Lab:
     try:
         lab.up()
     except Exception as e:  # make the reason visible, then fail (never a silent skip)
+        lab.down()  # a half-started lab leaves nothing behind either
         pytest.fail(f"lab up failed: {e}")
     return lab
 

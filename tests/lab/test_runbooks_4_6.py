@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,12 +33,12 @@ def outcomes(folder: Path, stem: str) -> dict[str, str]:
     return {o["node"]: o["outcome"] for o in rec["outcomes"]}
 
 
-def variant(params_file: Path, tmp: Path, old: str, new: str, name: str) -> Path:
-    """A copy of the params file with one text substitution (which must apply)."""
-    text = params_file.read_text()
-    assert old in text, f"{old!r} not in {params_file}"
+def edited(params_file: Path, tmp: Path, name: str, change: Callable[[dict], None]) -> Path:
+    """A copy of the params file with ``change`` applied to its YAML data."""
+    data = yaml.safe_load(params_file.read_text())
+    change(data)
     out = tmp / name
-    out.write_text(text.replace(old, new, 1))
+    out.write_text(yaml.safe_dump(data))
     return out
 
 
@@ -120,11 +121,10 @@ def test_rollback_restores_the_saved_cib_exactly(built, lab2_params, tmp_path):
 
 def _nqp_stop(params_file: Path, tmp: Path) -> Path:
     """The test params with pacemaker.no_quorum_policy: stop (one property differs)."""
-    data = yaml.safe_load(params_file.read_text())
-    data.setdefault("pacemaker", {})["no_quorum_policy"] = "stop"
-    out = tmp / "nqp-stop.yaml"
-    out.write_text(yaml.safe_dump(data))
-    return out
+    def change(d: dict) -> None:
+        d.setdefault("pacemaker", {})["no_quorum_policy"] = "stop"
+
+    return edited(params_file, tmp, "nqp-stop.yaml", change)
 
 
 def test_concurrent_edit_between_plan_and_apply_is_refused(built, lab2_params, tmp_path):
@@ -169,14 +169,15 @@ def _netmask_40(d: dict) -> None:
 def test_bad_values_stop_before_any_host_is_touched(built, lab2_params, tmp_path, edit, expect):
     lab, _ = built
     v0 = cib_version(lab)
-    data = yaml.safe_load(lab2_params.read_text())
-    edit(data)
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(data))
+    bad = edited(lab2_params, tmp_path, "bad.yaml", edit)
     with pytest.raises(ParamsError, match=expect):
         run(str(bad), stages="4-6", out_root=tmp_path / "runs", html=False)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no run folder: nothing ran
     assert cib_version(lab).config == v0.config
+
+
+def _nic_bond9(d: dict) -> None:
+    d["networks"]["public"]["bond"] = "bond9"
 
 
 def test_unknown_nic_is_refused_on_the_node_before_any_change(built, lab2_params, tmp_path):
@@ -185,7 +186,7 @@ def test_unknown_nic_is_refused_on_the_node_before_any_change(built, lab2_params
     lab.ssh("vm-node1", ["systemctl", "enable", "-q", "apache2"], check=True)
     try:
         v0 = cib_version(lab)
-        bad = variant(lab2_params, tmp_path, "bond: bond1", "bond: bond9", "nic.yaml")
+        bad = edited(lab2_params, tmp_path, "nic.yaml", _nic_bond9)
         with pytest.raises(RunFailed) as err:
             run(str(bad), stages="5", out_root=tmp_path / "runs", html=False)
         nb = next((tmp_path / "runs").glob("*/05_resources.ipynb")).read_text()

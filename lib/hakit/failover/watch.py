@@ -13,7 +13,6 @@ Each is a context manager that runs a thread (or a few) and stops on exit.
 
 from __future__ import annotations
 
-import http.client
 import queue
 import socket
 import struct
@@ -22,9 +21,10 @@ import time
 from dataclasses import dataclass
 
 from ..facts.errors import FactParseError
-from ..facts.pacemaker import ClusterStatus, parse_crm_mon
+from ..facts.pacemaker import ClusterStatus
 from ..remote import Host, RemoteError
-from ..stages.resources import served_by
+from ..stages import cibstage
+from ..stages.constraints import http_get
 from .timeline import ProbeSample
 
 
@@ -34,6 +34,7 @@ class HttpProbe:
     def __init__(self, address: str, interval: float = 0.04, timeout: float = 0.3, workers: int = 10,
                  clock=time.monotonic) -> None:
         self.address = address
+        self.url = f"http://{address}/"
         self.interval = interval
         self.timeout = timeout
         self.clock = clock
@@ -63,18 +64,12 @@ class HttpProbe:
             self._one(tick)
 
     def _one(self, t: float) -> None:
-        conn = http.client.HTTPConnection(self.address, 80, timeout=self.timeout)
-        try:
-            conn.request("GET", "/", headers={"Connection": "close"})
-            r = conn.getresponse()
-            body = r.read(4096).decode("utf-8", "replace")
-            node = served_by(body)
-            s = ProbeSample(t, r.status == 200 and node is not None, node, self.clock() - t,
-                            "" if r.status == 200 else f"HTTP {r.status}")
-        except (OSError, http.client.HTTPException) as e:
-            s = ProbeSample(t, False, None, None, type(e).__name__)
-        finally:
-            conn.close()
+        a = http_get(self.url, self.timeout)  # a new connection each time: a failover is seen at once
+        if a.status is None:
+            s = ProbeSample(t, False, None, None, a.error)
+        else:
+            s = ProbeSample(t, a.status == 200 and a.node is not None, a.node, self.clock() - t,
+                            "" if a.status == 200 else f"HTTP {a.status}")
         with self._lock:
             self.samples.append(s)
 
@@ -204,8 +199,7 @@ class ClusterWatch:
         while not self._stop.is_set():
             t = self.clock()
             try:
-                r = self.host.run("crm_mon -1 --output-as=xml", check=False, timeout=10)
-                st: ClusterStatus | None = parse_crm_mon(r.stdout)
+                st: ClusterStatus | None = cibstage.status(self.host, timeout=10)
             except (RemoteError, FactParseError):
                 st = None
             self.samples.append(ClusterSample(t, st, self.host.name))

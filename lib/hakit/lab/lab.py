@@ -212,9 +212,8 @@ class Lab:
             net.ensure_netns(nn.netns)
             for ln in nn.links:
                 net.ensure_veth(ln.host_end, ln.node_end, nn.netns, ln.bridge, ln.address)
-            pub_dev = next(ln.node_end for ln in nn.links if ln.network == "public" and ln.address)
-            if nn.gateway:
-                net.ensure_default_route(nn.netns, nn.gateway, pub_dev)
+            if nn.gateway and nn.public_dev:
+                net.ensure_default_route(nn.netns, nn.gateway, nn.public_dev)
 
     def _boot(self, name: str) -> None:
         machine = self.machine(name)
@@ -226,8 +225,7 @@ class Lab:
             raise LabError(f"node {name}: its disk is not mounted; run `hakit lab up` to prepare the lab")
         self._record(cgroups=[str(d) for d in node.cgroup_dirs(machine)])
         nn = self.net.node(name)
-        pub_dev = next((ln.node_end for ln in nn.links if ln.network == "public" and ln.address), None)
-        net.power_on_links(nn.netns, [(ln.node_end, ln.address) for ln in nn.links], nn.gateway, pub_dev)
+        net.power_on_links(nn.netns, [(ln.node_end, ln.address) for ln in nn.links], nn.gateway, nn.public_dev)
         pid = node.start(machine, name, p, nn.netns)
         self._record_node(name, nspawn_pid=pid, leader_pid=None)
         leader = node.wait_leader(pid, machine)

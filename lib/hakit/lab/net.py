@@ -38,6 +38,11 @@ class NodeNet:
     gateway: str | None
     kind: str = "container"  # or "vm": a qemu VM whose NICs are taps, its addresses set by the guest
 
+    @property
+    def public_dev(self) -> str | None:
+        """The interface that carries the node's public address (and its default route)."""
+        return next((ln.node_end for ln in self.links if ln.network == "public" and ln.address), None)
+
     def link(self, node_iface: str) -> Link:
         for ln in self.links:
             if ln.node_end == node_iface:
@@ -216,11 +221,14 @@ def ensure_veth(host_end: str, node_end: str, netns: str, bridge: str, cidr: str
         run(["ip", "link", "add", host_end, "type", "veth", "peer", "name", node_end, "netns", netns])
     run(["ip", "link", "set", host_end, "master", bridge])
     run(["ip", "link", "set", host_end, "up"])
-    if cidr:
-        addrs = run(["ip", "-n", netns, "-j", "addr", "show", "dev", node_end]).stdout
-        if f'"{cidr.split("/")[0]}"' not in addrs:
-            run(["ip", "-n", netns, "addr", "add", cidr, "dev", node_end])
-    run(["ip", "-n", netns, "link", "set", node_end, "up"])
+    ensure_node_side(netns, node_end, cidr)
+
+
+def ensure_node_side(netns: str, dev: str, cidr: str | None) -> None:
+    """The node's end of a link: its address (if the lab sets one) and the link up."""
+    if cidr and f'"{cidr.split("/")[0]}"' not in run(["ip", "-n", netns, "-j", "addr", "show", "dev", dev]).stdout:
+        run(["ip", "-n", netns, "addr", "add", cidr, "dev", dev])
+    run(["ip", "-n", netns, "link", "set", dev, "up"])
 
 
 def power_off_links(netns: str, node_ends: list[str]) -> None:
@@ -238,11 +246,8 @@ def power_off_links(netns: str, node_ends: list[str]) -> None:
 def power_on_links(netns: str, links: list[tuple[str, str | None]], gateway: str | None, gw_dev: str | None) -> None:
     """Bring a node's NICs back as the lab set them up: its own address on each, link up, default route."""
     for dev, cidr in links:
-        if not link_exists(dev, netns):
-            continue
-        if cidr and f'"{cidr.split("/")[0]}"' not in run(["ip", "-n", netns, "-j", "addr", "show", "dev", dev]).stdout:
-            run(["ip", "-n", netns, "addr", "add", cidr, "dev", dev])
-        run(["ip", "-n", netns, "link", "set", dev, "up"])
+        if link_exists(dev, netns):
+            ensure_node_side(netns, dev, cidr)
     if gateway and gw_dev:
         ensure_default_route(netns, gateway, gw_dev)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,9 +41,19 @@ class CibFacts:
         )
 
 
-def status(host: Host) -> ClusterStatus:
-    r = host.run("crm_mon -1 --output-as=xml", check=False, timeout=60)
+def status(host: Host, timeout: float = 60) -> ClusterStatus:
+    r = host.run("crm_mon -1 --output-as=xml", check=False, timeout=timeout)
     return parse_crm_mon(r.stdout)
+
+
+def wait_for(host: Host, done: Callable[[ClusterStatus], bool], timeout_s: float) -> ClusterStatus:
+    """Read crm_mon through ``host`` every second until ``done`` says so or time is up; the last reading."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        st = status(host)
+        if done(st) or time.monotonic() > deadline:
+            return st
+        time.sleep(1)
 
 
 def gather(hosts: dict[str, Host], params: Params) -> CibFacts:

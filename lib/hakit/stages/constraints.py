@@ -9,9 +9,8 @@ premise on every node, and the notebook explains when an order would be needed.
 
 from __future__ import annotations
 
-import time
-import urllib.error
-import urllib.request
+import http.client
+import urllib.parse
 from dataclasses import dataclass
 
 from ..params import Params
@@ -40,14 +39,18 @@ class HttpAnswer:
 
 
 def http_get(url: str, timeout: float = 3.0) -> HttpAnswer:
-    """One GET from this machine (the client side). Never raises for HTTP or network errors."""
+    """One GET from this machine (the client side), straight to the address: no proxy from the
+    environment, a new connection each time. Never raises for HTTP or network errors."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname or "", u.port or 80, timeout=timeout)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (lab/VIP address from params)
-            return HttpAnswer(r.status, r.read(65536).decode("utf-8", "replace"))
-    except urllib.error.HTTPError as e:
-        return HttpAnswer(e.code, "", str(e.reason))
-    except (urllib.error.URLError, OSError) as e:
-        return HttpAnswer(None, "", str(getattr(e, "reason", e)))
+        conn.request("GET", u.path or "/", headers={"Connection": "close"})
+        r = conn.getresponse()
+        return HttpAnswer(r.status, r.read(65536).decode("utf-8", "replace"), "" if r.status == 200 else r.reason)
+    except (OSError, http.client.HTTPException) as e:
+        return HttpAnswer(None, "", str(e) or type(e).__name__)
+    finally:
+        conn.close()
 
 
 def listens_on_any(host: Host) -> tuple[bool, str]:
@@ -61,15 +64,8 @@ def listens_on_any(host: Host) -> tuple[bool, str]:
 
 def wait_placed(hosts: dict[str, Host], via: str, params: Params, timeout_s: float = 60):
     """Poll until vip and httpd run together on the preferred node (or time out); return the last status."""
-    deadline = time.monotonic() + timeout_s
     want = params.preferred_node
-    while True:
-        st = cibstage.status(hosts[via])
-        if st.where("vip") == want and st.where("httpd") == want:
-            return st
-        if time.monotonic() > deadline:
-            return st
-        time.sleep(1)
+    return cibstage.wait_for(hosts[via], lambda st: st.where("vip") == want and st.where("httpd") == want, timeout_s)
 
 
 def verify(hosts: dict[str, Host], params: Params, via: str, wait_s: float = 60) -> Verification:

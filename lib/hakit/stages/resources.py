@@ -12,7 +12,6 @@ Per node (before the CIB changes, so the cluster never starts a half-ready Apach
 from __future__ import annotations
 
 import html
-import time
 from dataclasses import dataclass
 
 from ..facts.pacemaker import ClusterStatus
@@ -183,25 +182,20 @@ def apply_nodes(hosts: dict[str, Host], params: Params, p: Plan, res: StageResul
 
 def wait_started(hosts: dict[str, Host], via: str, params: Params, timeout_s: float = 60) -> ClusterStatus:
     """Poll crm_mon until vip, httpd and every ping clone instance run and pingd is set, or time out."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        st = cibstage.status(hosts[via])
-        ok = (
-            st.where("vip") and st.where("httpd")
-            and len(st.running_on("ping-gateway")) == len(params.nodes)
-            and all(st.attribute(n.name, "pingd") not in (None, "0") for n in params.nodes)
-        )
-        if ok or time.monotonic() > deadline:
-            return st
-        time.sleep(1)
+    return cibstage.wait_for(hosts[via], lambda st: bool(
+        st.where("vip") and st.where("httpd")
+        and len(st.running_on("ping-gateway")) == len(params.nodes)
+        and all(st.attribute(n.name, "pingd") not in (None, "0") for n in params.nodes)
+    ), timeout_s)
 
 
 def verify(hosts: dict[str, Host], params: Params, via: str, profile_name: str | None = None,
            wait_s: float = 60) -> Verification:
     """Read-only: Apache is the cluster's on every node, and the three resources run as wanted."""
     v = Verification(STAGE)
+    apache = gather_nodes(hosts, params)
     for n in params.nodes:
-        f = gather_nodes({n.name: hosts[n.name]}, params.model_copy(update={"nodes": [n]}))[n.name]
+        f = apache[n.name]
         v.add(n.name, "apache2.service disabled and not running under systemd",
               f.unit_enabled in ("disabled", "masked") and f.unit_active not in ("active", "activating"),
               f"{f.unit_enabled}, {f.unit_active}")
