@@ -30,6 +30,11 @@ class Scenario:
     def expected_node(self, active: str, other: str) -> str:
         return other if self.moves else active
 
+    def outage_certain(self, fencing: bool) -> bool:
+        """Must clients see downtime? Not in an unfenced split brain: the lost node keeps
+        serving while the survivor starts a second copy, so probes may never fail."""
+        return self.outage_expected and not (self.split_brain_without_fencing and not fencing)
+
 
 def _power_cut(c: "TrialContext") -> None:
     c.lab.power_cut(c.active)
