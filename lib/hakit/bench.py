@@ -98,3 +98,91 @@ def bench_failover(params_file: str, profiles: list[str], trials: int, scenarios
         lines += ["", "trials that broke a correctness rule:"]
         lines += [f"  {r.scenario} ({r.profile}) #{r.trial}: {r.problems}" for r in bad.itertuples()]
     return "\n".join(lines), out
+
+
+def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root: Path | None = None,
+               progress=print, report_every_s: float = 60.0) -> tuple[dict, Path]:
+    """Watch a healthy cluster for ``minutes`` with nothing injected; return the figures and the folder of results.
+
+    The client probe, the ARP watch and a crm_mon watch (through the non-preferred node, on its own SSH
+    session) run together; a progress line is printed every ``report_every_s``. Ctrl-C ends the soak
+    early and still reports what was seen (``interrupted: true``).
+    """
+    import csv
+    import json
+    import math
+    from datetime import datetime, timezone
+
+    from .failover import runner, soak
+    from .failover.profile import use_profile
+    from .failover.watch import ArpWatch, ClusterWatch, HttpProbe
+    from .notebook import connect_nodes, load, repo_root
+    from .remote import connect
+
+    if not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
+        raise ValueError(f"--minutes {minutes}: use a number of minutes greater than 0")
+    params = load(params_file)
+    if params.lab is None:
+        raise ValueError(f"{params_file}: the soak benchmark probes the VIP from the lab's public bridge; "
+                         "this params file has no lab section")
+    get_profile(profile)  # an unknown name fails before any change
+    started = datetime.now(timezone.utc)
+    out = (out_root or repo_root() / "runs") / f"bench-soak-{started.strftime('%Y%m%dT%H%M%SZ')}"
+    out.mkdir(parents=True)
+    vip = str(params.vip.address)
+    watcher = next(n.name for n in params.nodes if n.name != params.preferred_node)
+    hosts = connect_nodes(params)
+    try:
+        for line in use_profile(hosts, params, profile, out / f"cib-{profile}"):
+            progress(f"[{profile}] {line}")
+        progress(f"[{profile}] waiting for the cluster to be healthy (vip and httpd on {params.preferred_node})")
+        runner.settle(hosts, params)
+    finally:
+        for h in hosts.values():
+            h.close()
+    progress(f"soak: {minutes:g} min, probing http://{vip}/, crm_mon through {watcher}; Ctrl-C ends it early")
+    watcher_host = connect(params, params.node(watcher))  # its own SSH session: the watch runs in a thread
+    interrupted = False
+    try:
+        with HttpProbe(vip) as probe, ArpWatch(vip) as arp, ClusterWatch(watcher_host) as cw:
+            t0 = time.monotonic()
+            t_end = t0 + minutes * 60
+            next_report = t0 + report_every_s
+            try:
+                while (now := time.monotonic()) < t_end:
+                    time.sleep(max(0.0, min(1.0, t_end - now, next_report - now)))
+                    if time.monotonic() >= next_report and time.monotonic() < t_end:
+                        s = soak.summarize(probe.snapshot(), list(arp.samples), list(cw.samples), t0,
+                                           time.monotonic())
+                        progress(soak.progress_line(time.monotonic() - t0, s))
+                        next_report += report_every_s
+            except KeyboardInterrupt:
+                interrupted = True
+                progress("soak: interrupted; reporting what was seen so far")
+            t1 = min(time.monotonic(), t_end)
+        probes = probe.snapshot()
+        arp_samples, cluster = list(arp.samples), list(cw.samples)
+    finally:
+        watcher_host.close()
+    summary = soak.summarize(probes, arp_samples, cluster, t0, t1)
+    result = {
+        "params": str(params_file),
+        "cluster": params.cluster.name,
+        "profile": profile,
+        "fencing": params.pacemaker.stonith_enabled,
+        "vip": vip,
+        "crm_mon_via": watcher,
+        "started_utc": started.isoformat(timespec="seconds"),
+        "minutes_asked": minutes,
+        "interrupted": interrupted,
+        **summary,
+    }
+    (out / "soak.json").write_text(json.dumps(result, indent=2) + "\n")
+    with (out / "probes.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["t_s", "ok", "node", "latency_s", "error"])
+        for p in probes:
+            if t0 <= p.t < t1:
+                w.writerow([f"{p.t - t0:.4f}", int(p.ok), p.node or "",
+                            "" if p.latency is None else f"{p.latency:.4f}", p.error])
+    return result, out

@@ -136,6 +136,32 @@ def cmd_bench_failover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _minutes(text: str) -> float:
+    """--minutes: a finite number greater than 0 (argparse prints the message and exits 2 otherwise)."""
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: use a number of minutes greater than 0 (e.g. 10 or 0.5)")
+    return v
+
+
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    from .bench import bench_soak
+    from .failover.soak import report_lines
+
+    result, out = bench_soak(args.params, args.minutes, args.profile, progress=lambda m: print(m, flush=True))
+    print(f"soak of {result['cluster']} ({result['profile']} profile, fencing "
+          f"{'on' if result['fencing'] else 'off'}){', INTERRUPTED' if result['interrupted'] else ''}:")
+    for line in report_lines(result):
+        print("  " + line)
+    print(f"results: {out}/soak.json, probes: {out}/probes.csv")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -231,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--scenarios", default="default",
                     help="comma-separated scenario names, 'all', or 'default' (the six of the issue)")
     bf.set_defaults(func=cmd_bench_failover)
+    bs = bsub.add_parser("soak", help="watch a healthy cluster for a while (nothing injected); prints client "
+                                      "success ratio, spurious failovers, dual-VIP ARP samples")
+    bs.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file of a built lab cluster (default {DEFAULT_PARAMS})")
+    bs.add_argument("--minutes", type=_minutes, default=10.0, help="how long to watch, in minutes (> 0; default 10)")
+    bs.add_argument("--profile", default="fast", help="timing profile to switch the cluster to first (default fast)")
+    bs.set_defaults(func=cmd_bench_soak)
     return p
 
 

@@ -227,23 +227,26 @@ def _meta(host: Host, path: str) -> str | None:
     return r.stdout.strip() if r.exit_code == 0 else None
 
 
-def _ensure_file(host: Host, path: str, data: bytes, mode: int, changed: list[str], unchanged: list[str]) -> None:
+def _ensure_file(host: Host, path: str, data: bytes, mode: int, changed: list[str], unchanged: list[str],
+                 dry_run: bool = False) -> None:
     """Write a file only if its content, owner or mode differ (compared in memory over SFTP)."""
     want = f"root:root {mode:o} regular file"
     meta = _meta(host, path)
     if meta == want and host.read_bytes(path) == data:
         unchanged.append(path)
         return
-    host.write_bytes(path, data, mode=mode, owner="root:root")
+    if not dry_run:
+        host.write_bytes(path, data, mode=mode, owner="root:root")
     changed.append(path)
 
 
-def install_credentials(hosts: Mapping[str, Host], params: Params) -> CredentialReport:
+def install_credentials(hosts: Mapping[str, Host], params: Params, dry_run: bool = False) -> CredentialReport:
     """Put every BMC password (root:root 0600) and the ipmitool wrapper (0755) on every node.
 
     Every node gets every device's password: the fencer may run a device on any
     node but the one it fences, and in a larger cluster that is any of the others.
-    Idempotent: a second run writes nothing.
+    Idempotent: a second run writes nothing. ``dry_run``: report what would be
+    written (files that are missing or differ), write nothing.
     """
     devs = devices(params)
     if not devs:
@@ -253,10 +256,11 @@ def install_credentials(hosts: Mapping[str, Host], params: Params) -> Credential
     for name, host in hosts.items():
         changed: list[str] = []
         unchanged: list[str] = []
-        host.run(["install", "-d", "-o", "root", "-g", "root", "-m", "0700", CRED_DIR])
-        _ensure_file(host, WRAPPER, WRAPPER_SCRIPT.encode(), 0o755, changed, unchanged)
+        if not dry_run:
+            host.run(["install", "-d", "-o", "root", "-g", "root", "-m", "0700", CRED_DIR])
+        _ensure_file(host, WRAPPER, WRAPPER_SCRIPT.encode(), 0o755, changed, unchanged, dry_run)
         for path, data in secrets.items():
-            _ensure_file(host, path, data, 0o600, changed, unchanged)
+            _ensure_file(host, path, data, 0o600, changed, unchanged, dry_run)
         report.append(CredentialOutcome(name, changed, unchanged))
     return CredentialReport(report)
 

@@ -329,6 +329,7 @@ def _scan(folder: Path, params: Params, progress: Progress) -> tuple[secretscan.
     """Look for the authkey (read from the nodes now, in memory) and params secrets in every file of the run."""
     rep = secretscan.ScanReport()
     secrets = secretscan.params_secrets(params)
+    secrets += secretscan.fencing_secrets(params, rep)
     try:
         secrets += secretscan.authkey_secrets(params, rep)
     except Exception as e:  # noqa: BLE001 - an unexpected failure must not pass as a clean scan

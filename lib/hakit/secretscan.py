@@ -198,6 +198,22 @@ def params_secrets(model: BaseModel, prefix: str = "params") -> list[Secret]:
     return out
 
 
+def fencing_secrets(params: object, report: ScanReport) -> list[Secret]:
+    """Every fence device's password, as the stage installs it: from the params, a password
+    file, or (in the lab) the lab's own BMC password file. One Secret per distinct value."""
+    from .fencing import FencingError, devices, read_password
+
+    seen: dict[bytes, list[str]] = {}
+    for dev in devices(params):  # type: ignore[arg-type]
+        try:
+            seen.setdefault(read_password(dev), []).append(dev.node)
+        except FencingError as e:
+            report.incomplete.append(f"BMC password of {dev.node}: {e}")
+    for nodes in seen.values():
+        report.sources.append(f"BMC password of {', '.join(nodes)}: read on this machine, kept in memory only")
+    return [Secret(f"the BMC password of {', '.join(nodes)}", pw) for pw, nodes in seen.items()]
+
+
 def authkey_secrets(params: object, report: ScanReport) -> list[Secret]:
     """Read the authkey from every node over SFTP, in memory; one Secret per distinct key.
 

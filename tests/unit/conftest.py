@@ -38,6 +38,14 @@ def lab() -> Params:
 
 
 @pytest.fixture(scope="session")
+def article() -> Params:
+    """params/lab.yaml as the article configures it: no fence devices, stonith-enabled=false."""
+    lab = load_params(REPO / "params" / "lab.yaml")
+    pm = lab.pacemaker.model_copy(update={"stonith_enabled": False, "fencing": None})
+    return lab.model_copy(update={"pacemaker": pm})
+
+
+@pytest.fixture(scope="session")
 def lab3() -> Params:
     return load_params(REPO / "params" / "lab-3node.yaml")
 

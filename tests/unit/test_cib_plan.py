@@ -26,14 +26,22 @@ from hakit.cib import (
     same_configuration,
     strip_versions,
 )
-from hakit.params import Params
+from hakit.params import Params, load_params
 from hakit.profiles import FAST, SEED, Profile
 from hakit.render.cib import Bundle, Property, RscDefault, constraints, properties, resources
 
+ROOT = Path(__file__).resolve().parents[2]
 CAP = Path(__file__).parent / "fixtures" / "captured"
 STAGE3 = (CAP / "cib-after-stage3.xml").read_text()
 STAGE6 = (CAP / "cib-after-stage6.xml").read_text()
 STAGES = ("properties", "resources", "constraints")
+
+
+@pytest.fixture(name="lab")
+def _article_params(article: Params) -> Params:
+    """The captured CIBs were made with the article's properties (no fence devices, stonith off),
+    so plans are computed from those params here; fencing has its own tests at the end."""
+    return article
 
 
 def _bundle(stage: str, params: Params, profile: Profile = FAST) -> Bundle:
@@ -426,3 +434,41 @@ def test_nested_id_clash_on_update(lab: Params) -> None:
 
 def test_conflict_is_a_cib_error() -> None:
     assert issubclass(CibConflict, CibError)
+
+
+# ---------------------------------------------------------------- fence devices (params/lab.yaml as shipped)
+
+
+def test_stage4_with_fencing_adds_one_device_per_node_and_turns_stonith_on() -> None:
+    fenced = load_params(ROOT / "params" / "lab.yaml")
+    assert fenced.pacemaker.stonith_enabled and fenced.pacemaker.fencing is not None
+    bundle = properties(fenced, FAST)
+    p = plan(bundle, CibSnapshot.parse(STAGE6))
+    assert [(c.key, c.action) for c in p.changes] == [
+        ("primitive fence-vm-node1", "add"),
+        ("location fence-vm-node1-not-on-vm-node1", "add"),
+        ("primitive fence-vm-node2", "add"),
+        ("location fence-vm-node2-not-on-vm-node2", "add"),
+        ("property stonith-enabled", "set"),
+    ]
+    conf = _conf(p.wanted_xml)
+    devs = conf.findall("resources/primitive[@class='stonith']")
+    assert [(d.get("id"), d.get("type"), d.get("provider")) for d in devs] == [
+        ("fence-vm-node1", "fence_ipmilan", None), ("fence-vm-node2", "fence_ipmilan", None),
+    ]
+    attrs = {d.get("id"): {nv.get("name"): nv.get("value") for nv in d.iter("nvpair")} for d in devs}
+    assert attrs["fence-vm-node1"]["pcmk_host_list"] == "vm-node1"
+    assert attrs["fence-vm-node1"]["pcmk_delay_base"] == "5s"  # the preferred node wins a fence race
+    assert "pcmk_delay_base" not in attrs["fence-vm-node2"]
+    assert attrs["fence-vm-node2"]["ipport"] == "6232"
+    for a in attrs.values():
+        assert not {"password", "passwd", "password_script"} & set(a)  # the secret stays off the CIB
+        assert a["ipmitool_path"] == "/usr/local/sbin/hakit-ipmitool"
+    avoid = conf.findall("constraints/rsc_location")
+    assert [(e.get("rsc"), e.get("score"), e.get("node")) for e in avoid if e.get("rsc", "").startswith("fence-")] == [
+        ("fence-vm-node1", "-INFINITY", "vm-node1"), ("fence-vm-node2", "-INFINITY", "vm-node2"),
+    ]
+    # The article's resources and constraints are untouched, and a second plan has nothing to do.
+    assert _owned_removed(p.wanted_xml, bundle) == _owned_removed(STAGE6, bundle)
+    again = plan(bundle, CibSnapshot.parse(p.wanted_xml))
+    assert again.empty and again.changes == []

@@ -42,11 +42,12 @@ def error(d: dict) -> str:
 # ----------------------------------------------------------------- params
 
 
-def test_shipped_files_configure_fencing_but_keep_stonith_off_for_now():
+def test_shipped_labs_fence_and_the_real_example_waits_for_its_devices():
     for name in ("lab.yaml", "lab-3node.yaml", "example-real.yaml"):
         p = load_params(ROOT / "params" / name)
         assert p.pacemaker.fencing is not None and p.pacemaker.fencing.agent == "fence_ipmilan", name
-        assert p.pacemaker.stonith_enabled is False, name
+        # The labs bring their own BMCs, so they fence by default; real BMC addresses must be checked first.
+        assert p.pacemaker.stonith_enabled is (name != "example-real.yaml"), name
 
 
 def test_stonith_enabled_without_fencing_is_refused():
@@ -188,6 +189,7 @@ def test_two_node_race_is_settled_for_the_preferred_node_only():
 def test_no_fencing_means_no_resources():
     d = data("lab.yaml")
     del d["pacemaker"]["fencing"]
+    d["pacemaker"]["stonith_enabled"] = False
     assert fencing.stonith_resources(parse_params(d)) == []
 
 

@@ -74,10 +74,14 @@ def test_xml_text_is_well_formed_and_commented(lab: Params) -> None:
 def test_stage_names_and_keys(lab: Params) -> None:
     props, rscs, cons = _bundles(lab, FAST)
     assert props.stage.startswith("04") and rscs.stage.startswith("05") and cons.stage.startswith("06")
-    assert props.ids() == ["property stonith-enabled", "property no-quorum-policy"]
+    assert props.ids() == [
+        "primitive fence-vm-node1", "location fence-vm-node1-not-on-vm-node1",
+        "primitive fence-vm-node2", "location fence-vm-node2-not-on-vm-node2",
+        "property stonith-enabled", "property no-quorum-policy",
+    ]
     assert rscs.ids() == ["primitive vip", "primitive httpd", "clone cloned-ping-gateway"]
     assert cons.ids() == ["colocation httpd-with-vip", "location preferred-node", "location vip-needs-gateway"]
-    assert {i.section for i in props.items} == {"crm_config"}
+    assert {i.section for i in props.items} == {"resources", "constraints", "crm_config"}
     assert {i.section for i in rscs.items} == {"resources"}
     assert {i.section for i in cons.items} == {"constraints"}
 
@@ -210,8 +214,8 @@ def test_stonith_enabled(lab: Params, enabled: bool, value: str) -> None:
 
 
 @pytest.mark.parametrize("policy", ["ignore", "stop", "freeze", "demote"])
-def test_no_quorum_policy(lab: Params, policy: str) -> None:
-    params = lab.model_copy(update={"pacemaker": lab.pacemaker.model_copy(update={"no_quorum_policy": policy})})
+def test_no_quorum_policy(article: Params, policy: str) -> None:
+    params = article.model_copy(update={"pacemaker": article.pacemaker.model_copy(update={"no_quorum_policy": policy})})
     bundle = properties(params, FAST)
     assert bundle.crm() == f"property stonith-enabled=false\nproperty no-quorum-policy={policy}\n"
     assert _xml(bundle)["no-quorum-policy"].get("id") == "cib-bootstrap-options-no-quorum-policy"
@@ -236,9 +240,27 @@ def test_stickiness_only_when_profile_sets_it(lab: Params) -> None:
 
 def test_item_types(lab: Params) -> None:
     props, rscs, cons = _bundles(lab, FAST)
-    assert all(isinstance(i, Property) for i in props.items)
+    assert [type(i).__name__ for i in props.items] == ["Primitive", "LocationPrefers"] * 2 + ["Property"] * 2
     assert [type(i) for i in rscs.items] == [Primitive, Primitive, Clone]
     assert [type(i).__name__ for i in cons.items] == ["Colocation", "LocationPrefers", "LocationRule"]
     rule = cons.items[2]
     assert isinstance(rule, LocationRule) and isinstance(cons.items[1], LocationPrefers)
     assert rule.boolean_op == "or" and rule.score == "-inf"
+
+
+def test_fence_device_crm_and_xml(lab: Params) -> None:
+    dev = next(i for i in properties(lab, FAST).items if isinstance(i, Primitive))
+    assert dev.crm() == (
+        "primitive fence-vm-node1 stonith:fence_ipmilan \\\n"
+        "    params ip=10.77.0.254 ipport=6231 username=hakit lanplus=1 cipher=3 "
+        "ipmitool_path=/usr/local/sbin/hakit-ipmitool method=onoff pcmk_host_list=vm-node1 pcmk_delay_base=5s \\\n"
+        "    op monitor interval=60s"
+    )
+    x = dev.xml()
+    assert x.attrib == {"id": "fence-vm-node1", "class": "stonith", "type": "fence_ipmilan"}  # no provider
+    loc = next(i for i in properties(lab, FAST).items if isinstance(i, LocationPrefers))
+    assert loc.crm() == "location fence-vm-node1-not-on-vm-node1 fence-vm-node1 -inf: vm-node1"
+
+
+def test_article_properties_have_no_devices(article: Params) -> None:
+    assert properties(article, FAST).crm() == "property stonith-enabled=false\nproperty no-quorum-policy=ignore\n"

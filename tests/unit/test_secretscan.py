@@ -102,3 +102,23 @@ def test_params_secrets_are_found_in_nested_models_lists_dicts_and_password_file
     }
     assert any("params.extra.token" in s and "cannot be searched" in s for s in report.sources)
     assert "hunter2" not in _everything_said(report)
+
+
+def test_the_lab_bmc_password_is_a_secret_the_scan_looks_for(tmp_path):
+    from hakit.lab import bmc as labbmc
+    from hakit.params import load_params
+    from hakit.secretscan import ScanReport, fencing_secrets
+
+    lab = load_params(Path(__file__).resolve().parents[2] / "params" / "lab.yaml")
+    lab = lab.model_copy(update={"lab": lab.lab.model_copy(update={"state_dir": tmp_path / "state"})})
+    rep = ScanReport()
+    assert fencing_secrets(lab, rep) == [] and "does not exist" in rep.incomplete[0]  # no lab yet: said, not skipped
+    pw = labbmc.ensure_password(lab.lab.dir).read_bytes().strip()
+    rep = ScanReport()
+    (secret,) = fencing_secrets(lab, rep)  # both nodes' BMCs share the lab's one password: searched once
+    assert secret.value == pw and secret.label == "the BMC password of vm-node1, vm-node2"
+    assert rep.incomplete == []
+    run = _folder(tmp_path)
+    (run / "04-pacemaker-properties.html").write_text(f"<pre>{base64.b64encode(pw).decode()}</pre>")
+    found = scan_folder(run, [secret])
+    assert [(f.secret, f.form) for f in found.findings] == [("the BMC password of vm-node1, vm-node2", "base64 (offset 0)")]

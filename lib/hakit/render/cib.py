@@ -116,8 +116,12 @@ class Primitive:
         return " \\\n    ".join(lines)
 
     def xml(self) -> ET.Element:
-        cls, provider, type_ = self.agent.split(":")
-        e = ET.Element("primitive", {"id": self.id, "class": cls, "provider": provider, "type": type_})
+        parts = self.agent.split(":")
+        if len(parts) == 3:  # ocf:heartbeat:IPaddr2
+            attrs = {"id": self.id, "class": parts[0], "provider": parts[1], "type": parts[2]}
+        else:  # stonith:fence_ipmilan (fence agents have no provider)
+            attrs = {"id": self.id, "class": parts[0], "type": parts[1]}
+        e = ET.Element("primitive", attrs)
         if self.params:
             ia_id = f"{self.id}-instance_attributes"
             ia = ET.SubElement(e, "instance_attributes", {"id": ia_id})
@@ -259,10 +263,24 @@ def _profile(params: Params, profile: Profile | None) -> Profile:
     return profile or get_profile(params.cluster.profile)
 
 
+def fence_devices(params: Params) -> list[Item]:
+    """One stonith primitive per node (its BMC), and a -inf location so no node runs the device
+    that powers itself off. Empty when the params configure no fencing. No secret in any of it."""
+    from hakit.fencing import stonith_resources  # fencing imports params only; no cycle at import
+
+    items: list[Item] = []
+    for r in stonith_resources(params):
+        items.append(Primitive(r.id, f"stonith:{r.agent}", tuple(r.attributes.items()),
+                               (Op("monitor", r.monitor_interval),)))
+        items.append(LocationPrefers(f"{r.id}-not-on-{r.avoid_node}", r.id, "-inf", r.avoid_node))
+    return items
+
+
 def properties(params: Params, profile: Profile | None = None) -> Bundle:
-    """Stage 4: stonith and quorum policy, plus resource defaults the profile asks for."""
+    """Stage 4: stonith and quorum policy, the fence devices when the params have them, plus
+    resource defaults the profile asks for."""
     p = _profile(params, profile)
-    items: list[Item] = [
+    items: list[Item] = [*fence_devices(params),
         Property("stonith-enabled", "true" if params.pacemaker.stonith_enabled else "false"),
         Property("no-quorum-policy", params.pacemaker.no_quorum_policy),
     ]
