@@ -135,7 +135,7 @@ def summarize(probes: Sequence[ProbeSample], arp: Sequence[ArpSample], cluster: 
         "probe_rate_hz": round(timeline.rate(pr), 2),
         "outages": len(runs),
         "longest_outage_s": round(max(durations, default=0.0), 3),
-        "outage_total_s": round(sum(durations), 3),
+        "outage_total_s": round(sum(durations, 0.0), 3),
         "vip_moves": vip_moves,
         "http_node_changes": http_changes,
         "service_restarts": restarts,

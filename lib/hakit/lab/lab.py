@@ -8,6 +8,8 @@ remove exactly those objects, also after a crash or a half-finished `up()`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shlex
@@ -18,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from ..localcmd import run
@@ -83,24 +86,36 @@ class Lab:
             return json.loads(self.state_file.read_text())
         return {}
 
-    def _record(self, **updates: Any) -> None:
+    @contextlib.contextmanager
+    def _lock(self, what: str) -> Iterator[None]:
+        """An exclusive lock on one of the lab's files. The state file and a node's power are
+        changed by more than one process: this one and the virtual BMCs (fencing)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        st = self._state()
-        for k, v in updates.items():
-            if isinstance(v, dict) and isinstance(st.get(k), dict):
-                st[k].update(v)
-            elif isinstance(v, list) and isinstance(st.get(k), list):
-                st[k] = sorted(set(st[k]) | set(v))
-            else:
-                st[k] = v
-        _write_json(self.state_file, st)
+        with open(self.dir / f"{what}.lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _record(self, **updates: Any) -> None:
+        with self._lock("state"):
+            st = self._state()
+            for k, v in updates.items():
+                if isinstance(v, dict) and isinstance(st.get(k), dict):
+                    st[k].update(v)
+                elif isinstance(v, list) and isinstance(st.get(k), list):
+                    st[k] = sorted(set(st[k]) | set(v))
+                else:
+                    st[k] = v
+            _write_json(self.state_file, st)
 
     def _record_node(self, name: str, **fields: Any) -> None:
-        st = self._state()
-        nodes = st.setdefault("nodes", {})
-        nodes.setdefault(name, {}).update(fields)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        _write_json(self.state_file, st)
+        with self._lock("state"):
+            st = self._state()
+            nodes = st.setdefault("nodes", {})
+            nodes.setdefault(name, {}).update(fields)
+            _write_json(self.state_file, st)
 
     def machine(self, name: str) -> str:
         return f"{self.cfg.id}-{name}"
@@ -397,6 +412,10 @@ class Lab:
     def power_cut(self, name: str) -> None:
         """Pull the plug: the node's processes die at once, its disk stays as it was."""
         self.params.node(name)
+        with self._lock(f"power-{name}"):
+            self._power_cut(name)
+
+    def _power_cut(self, name: str) -> None:
         st = self._node_state(name)
         if self.is_vm(name):
             vm.power_cut(st.get("qemu_pid"), self.machine(name))
@@ -410,11 +429,13 @@ class Lab:
         self.progress(f"{name}: power cut")
 
     def power_on(self, name: str, wait: bool = True) -> None:
+        """Boot a node that is off. A node already on (e.g. its BMC just booted it) is left alone."""
         self.params.node(name)
-        if self._node_running(name):
-            self.progress(f"{name}: already running, nothing changed")
-            return
-        self._boot(name)
+        with self._lock(f"power-{name}"):
+            if self._node_running(name):
+                self.progress(f"{name}: already running, nothing changed")
+                return
+            self._boot(name)
         if wait:
             self._wait_ready(name)
 
