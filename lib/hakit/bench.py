@@ -65,7 +65,7 @@ def bench_failover(params_file: str, profiles: list[str], trials: int, scenarios
     params = load(params_file)
     if params.lab is None:
         raise ValueError(f"{params_file}: failover benchmarks inject faults through the lab; this params file has no lab section")
-    chosen = scn_mod.select(",".join(scn_mod.DEFAULT) if scenarios == "default" else scenarios)
+    chosen = scn_mod.select(scenarios, fencing=params.pacemaker.stonith_enabled)
     for p in profiles:
         get_profile(p)  # all names checked before the first change
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

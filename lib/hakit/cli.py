@@ -109,6 +109,8 @@ def cmd_fault(args: argparse.Namespace) -> int:
         lab.gateway(args.node, reachable=a == "gateway-restore")
     elif a in ("bmc-down", "bmc-up"):
         lab.bmc(args.node, available=a == "bmc-up")
+    elif a in ("partition", "heal"):
+        lab.partition(args.node, cut=a == "partition")
     elif a == "kill":
         sig = signal.Signals[args.signal] if not args.signal.isdigit() else int(args.signal)
         lab.kill_process(args.node, args.process, int(sig))
@@ -217,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("gateway-restore", "undo gateway-cut"),
         ("bmc-down", "the node's virtual BMC stops answering (fencing it fails; the node runs on)"),
         ("bmc-up", "undo bmc-down"),
+        ("partition", "cut all traffic between this node and its peers (both rings); clients still reach it"),
+        ("heal", "undo partition"),
     ):
         f = add(action, cmd_fault, help)
         f.add_argument("node")
@@ -255,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--profiles", default="seed,fast", help="comma-separated timing profiles (default seed,fast)")
     bf.add_argument("--trials", type=int, default=5, help="trials per scenario and profile (default 5)")
     bf.add_argument("--scenarios", default="default",
-                    help="comma-separated scenario names, 'all', or 'default' (the six of the issue)")
+                    help="comma-separated scenario names, 'all', or 'default' (the six of the issue plus split-brain)")
     bf.set_defaults(func=cmd_bench_failover)
     bs = bsub.add_parser("soak", help="watch a healthy cluster for a while (nothing injected); prints client "
                                       "success ratio, spurious failovers, dual-VIP ARP samples")

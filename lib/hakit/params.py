@@ -209,6 +209,11 @@ class Fencing(Strict):
     lanplus: bool = Field(default=True, description="IPMI v2 RMCP+ (lanplus); v1.5 'lan' sends weak auth")
     cipher: int | None = Field(default=None, ge=0, le=17, description="RMCP+ cipher suite; default: ipmitool's choice")
     devices: dict[str, FenceDevice] = Field(default_factory=dict, description="node name -> its BMC")
+    action: Literal["off", "reboot"] = Field(
+        default="off",
+        description="pacemaker property stonith-action: 'off' leaves a fenced node off until an admin looks "
+        "at it; 'reboot' powers it back on, and it rejoins (and takes the service back) by itself",
+    )
 
     @field_validator("password")
     @classmethod

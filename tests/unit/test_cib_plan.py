@@ -450,6 +450,7 @@ def test_stage4_with_fencing_adds_one_device_per_node_and_turns_stonith_on() -> 
         ("primitive fence-vm-node2", "add"),
         ("location fence-vm-node2-not-on-vm-node2", "add"),
         ("property stonith-enabled", "set"),
+        ("property stonith-action", "set"),  # off: a fenced node stays off until someone looks at it
     ]
     conf = _conf(p.wanted_xml)
     devs = conf.findall("resources/primitive[@class='stonith']")

@@ -171,3 +171,30 @@ def test_inactive_instance_does_not_count_as_running() -> None:
     st = parse_crm_mon(text.replace(vip, vip.replace('active="true"', 'active="false"')))
     assert st.instances("vip")[0].nodes == ("vm-node1",)
     assert st.running_on("vip") == [] and st.where("vip") is None
+
+
+def test_fence_history_every_action_oldest_first() -> None:
+    from hakit.facts.pacemaker import parse_fence_history
+
+    text = (Path(__file__).parent / "fixtures" / "captured" / "stonith-history-verbose.xml").read_text()
+    ev = parse_fence_history(text)
+    assert [(e.action, e.target, e.status, e.delegate) for e in ev] == [
+        ("reboot", "vm-node1", "success", "vm-node2"),
+        ("off", "vm-node2", "failed", "vm-node1"),
+        ("off", "vm-node1", "success", "vm-node2"),
+        ("off", "vm-node1", "success", "vm-node2"),
+        ("off", "vm-node1", "success", "vm-node2"),
+    ]
+    assert ev[1].completed == 1795575628.0  # 2026-11-25 03:00:28Z
+    assert [e.ok for e in ev] == [True, False, True, True, True]
+
+
+def test_fence_history_refuses_what_is_not_stonith_admin_xml() -> None:
+    from hakit.facts.errors import FactParseError
+    from hakit.facts.pacemaker import parse_fence_history
+
+    with pytest.raises(FactParseError, match="not XML"):
+        parse_fence_history("error: no such device")
+    with pytest.raises(FactParseError, match="expected <pacemaker-result>"):
+        parse_fence_history("<crm_mon/>")
+    assert parse_fence_history('<pacemaker-result><list name="fencing history" count="0"/></pacemaker-result>') == []

@@ -77,7 +77,7 @@ def test_stage_names_and_keys(lab: Params) -> None:
     assert props.ids() == [
         "primitive fence-vm-node1", "location fence-vm-node1-not-on-vm-node1",
         "primitive fence-vm-node2", "location fence-vm-node2-not-on-vm-node2",
-        "property stonith-enabled", "property no-quorum-policy",
+        "property stonith-enabled", "property no-quorum-policy", "property stonith-action",
     ]
     assert rscs.ids() == ["primitive vip", "primitive httpd", "clone cloned-ping-gateway"]
     assert cons.ids() == ["colocation httpd-with-vip", "location preferred-node", "location vip-needs-gateway"]
@@ -240,7 +240,7 @@ def test_stickiness_only_when_profile_sets_it(lab: Params) -> None:
 
 def test_item_types(lab: Params) -> None:
     props, rscs, cons = _bundles(lab, FAST)
-    assert [type(i).__name__ for i in props.items] == ["Primitive", "LocationPrefers"] * 2 + ["Property"] * 2
+    assert [type(i).__name__ for i in props.items] == ["Primitive", "LocationPrefers"] * 2 + ["Property"] * 3
     assert [type(i) for i in rscs.items] == [Primitive, Primitive, Clone]
     assert [type(i).__name__ for i in cons.items] == ["Colocation", "LocationPrefers", "LocationRule"]
     rule = cons.items[2]

@@ -191,3 +191,46 @@ def parse_crm_mon(text: str) -> ClusterStatus:
             exitcode=int(f.get("exitcode", "-1")), last_rc_change=f.get("last-rc-change", ""),
         ))
     return ClusterStatus(dc, quorate, stonith, nqp, nodes, tuple(resources), attrs, tuple(failures))
+
+
+# ----------------------------------------------------------------- fencing history
+
+
+@dataclass(frozen=True)
+class FenceEvent:
+    """One fencing action from `stonith_admin --history <node> --output-as=xml`."""
+
+    target: str
+    action: str  # off, reboot, on
+    status: str  # success, failed, pending
+    delegate: str | None  # the node whose device did it
+    origin: str | None  # the node that asked for it
+    completed: float | None  # UNIX time (the history keeps whole seconds), None while pending
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+
+def parse_fence_history(text: str) -> list[FenceEvent]:
+    """Fence events, oldest first. Raises FactParseError on output that is not stonith_admin's XML."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as e:
+        raise FactParseError("stonith_admin --history", f"not XML: {e}") from None
+    if root.tag != "pacemaker-result":
+        raise FactParseError("stonith_admin --history", f"expected <pacemaker-result>, got <{root.tag}>")
+    out = []
+    for ev in root.iter("fence_event"):
+        done = ev.get("completed")
+        when = None
+        if done:
+            try:
+                when = pd.Timestamp(done.replace("Z", ""), tz="UTC").timestamp()
+            except ValueError:
+                raise FactParseError("stonith_admin --history", f"completed={done!r} is not a time") from None
+        out.append(FenceEvent(
+            target=ev.get("target", "?"), action=ev.get("action", "?"), status=ev.get("status", "?"),
+            delegate=ev.get("delegate"), origin=ev.get("origin"), completed=when,
+        ))
+    return sorted(out, key=lambda e: (e.completed is None, e.completed or 0.0))

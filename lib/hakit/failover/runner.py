@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..facts.pacemaker import ClusterStatus
+from ..facts.pacemaker import ClusterStatus, FenceEvent, parse_fence_history
 from ..lab import Lab
 from ..params import Params
 from ..remote import Host, connect
@@ -56,6 +56,7 @@ class Trial:
     cluster: list[ClusterSample] = field(default_factory=list)
     t_inject: float = 0.0
     t_restore: float = 0.0
+    t_heal: float | None = None
 
 
 def healthy(st: ClusterStatus | None, params: Params) -> tuple[bool, str]:
@@ -156,27 +157,51 @@ def run_trial(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, t
               progress: Progress | None = None) -> Trial:
     """One trial of one scenario. The cluster must be healthy in the preferred layout before it starts."""
     say = progress or (lambda m: None)
+    fencing = params.pacemaker.stonith_enabled
+    if scn.needs_fencing and not fencing:
+        raise ValueError(f"scenario {scn.name} tests fencing; this cluster runs without it (pacemaker.stonith_enabled)")
+    observe_s = scn.observe_s or observe_s
     baseline = settle(hosts, params, settle_s)
+    _refresh(hosts, params)
     active = params.preferred_node
     other = next(n.name for n in params.nodes if n.name != active)
     ctx = TrialContext(lab, params, hosts, active, other)
     expected = scn.expected_node(active, other)
-    fencing = params.pacemaker.stonith_enabled
+    fenced = scn.fenced_node(fencing, active, other)
     watcher_host = connect(params, params.node(other))  # its own SSH session: the watch runs in a thread
     say(f"{scn.name} #{trial}: inject on {active}")
+    t_heal: float | None = None
     try:
         with HttpProbe(str(params.vip.address)) as probe, ArpWatch(str(params.vip.address)) as arp, \
                 ClusterWatch(watcher_host) as cw:
             time.sleep(1.0)  # a second of healthy samples before the fault
             t_inject = time.monotonic()
+            wall_inject = time.time()
             scn.inject(ctx)
             # Observe until the service is back where it should be (and held), or until observe_s.
             deadline = t_inject + observe_s
             back_since: float | None = None
+            survivor = active if fenced == other else other
+            fence_done = fenced is None  # with fencing, the fault lasts until the lost node is fenced
+            next_fence_check = 0.0
             while time.monotonic() < deadline:
+                if scn.heal is not None and t_heal is None:
+                    if time.monotonic() - t_inject < scn.heal_after_s:
+                        time.sleep(0.1)
+                        continue  # the fault's first phase: whatever happens now is judged below
+                    say(f"{scn.name} #{trial}: second step at +{scn.heal_after_s:.0f} s")
+                    scn.heal(ctx)
+                    t_heal = time.monotonic()
+                if not fence_done and time.monotonic() >= next_fence_check:
+                    next_fence_check = time.monotonic() + 1.0
+                    try:
+                        fence_done = any(e.target == fenced and e.ok
+                                         for e in _fence_events(hosts[survivor], wall_inject - 1, time.time() + 1))
+                    except Exception:  # noqa: BLE001 - judged after the fault from the full history
+                        pass
                 recent = [s for s in probe.snapshot() if s.t > time.monotonic() - 0.5]
                 good = bool(recent) and all(s.ok and s.node == expected for s in recent)
-                if good and time.monotonic() - t_inject > 1.0:
+                if good and fence_done and time.monotonic() - t_inject > 1.0:
                     back_since = back_since or time.monotonic()
                     if time.monotonic() - back_since >= hold_s:
                         break
@@ -184,8 +209,10 @@ def run_trial(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, t
                     back_since = None
                 time.sleep(0.1)
             t_restore = time.monotonic()
+            wall_restore = time.time()
             say(f"{scn.name} #{trial}: restore")
-            failcount = _failcount(hosts[other], "httpd", active)
+            failcount = _failcount(hosts[other if fenced != other else active], "httpd", active)
+            fences = _fence_events(hosts[survivor], wall_inject - 1, wall_restore + 1) if fencing else []
             scn.restore(ctx)
             settle(hosts, params, settle_s)
             time.sleep(0.5)
@@ -198,20 +225,39 @@ def run_trial(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, t
     dual = [a for a in arp_samples if len(a.macs) > 1]
     served_before = timeline.last_served(probes, t_inject - 1.5, t_inject)
     served_after = timeline.last_served(probes, t_inject, t_restore)
+    sb = scn.split_brain(fencing)
     problems = []
-    if dual and not (scn.split_brain_without_fencing and not fencing):
+    if dual and not sb:
         problems.append(f"VIP answered by {len(max(dual, key=lambda a: len(a.macs)).macs)} MACs at once "
                         f"({len(dual)} ARP sample(s)): split brain")
-    if scn.split_brain_without_fencing and not fencing and not dual:
+    if sb and not dual:
         problems.append("expected the unfenced split brain (two MACs for the VIP) but never saw it")
-    if served_after != expected and not (scn.split_brain_without_fencing and not fencing):
+    if served_after != expected and not sb:
         problems.append(f"served by {served_after} at the end of the fault, expected {expected}")
     if not dt.recovered:
         problems.append(f"the service had not recovered {t_restore - t_inject:.1f} s after the fault")
-    if not scn.outage_expected and dt.failed_probes:
+    if not scn.outage_expected and dt.failed_probes and not sb:
         problems.append(f"{dt.failed_probes} failed probe(s) where no outage was expected")
     if scn.failcount_httpd and failcount != scn.failcount_httpd:
         problems.append(f"httpd failcount on {active} is {failcount}, expected {scn.failcount_httpd}")
+    fenced_ok = [e for e in fences if e.ok]
+    fenced_failed = [e for e in fences if e.status == "failed"]
+    if fenced and not fenced_ok:
+        problems.append(f"{fenced} was never fenced during the fault (no successful fence action in its history)")
+    wrong = sorted({e.target for e in fenced_ok if e.target != fenced})
+    if fencing and wrong:
+        problems.append(f"fenced {', '.join(wrong)}, which this fault should have spared")
+    if t_heal is not None:
+        early = [p for p in probes if t_inject + 0.5 <= p.t < t_heal and p.ok]
+        if early:
+            problems.append(f"served by {early[0].node} {early[0].t - t_inject:.1f} s after the fault, before the "
+                            "second step (recovery must wait for fencing to succeed)")
+        started = [c for c in cluster if t_inject <= c.t < t_heal and c.status is not None
+                   and other in c.status.running_on("vip")]
+        if started:
+            problems.append(f"{other} started the VIP {started[0].t - t_inject:.1f} s after the fault, before fencing succeeded")
+        if scn.needs_fencing and not fenced_failed:
+            problems.append("no failed fencing attempt was recorded while the BMC was gone")
     row = {
         "scenario": scn.name,
         "profile": profile,
@@ -230,12 +276,34 @@ def run_trial(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, t
         "probe_rate_hz": round(timeline.rate([p for p in probes if t_inject <= p.t < t_restore]), 1),
         "dual_vip_samples": len(dual),
         "httpd_failcount": failcount,
+        "fenced": ", ".join(sorted({e.target for e in fenced_ok})) or "-",
+        "fence_failures": len(fenced_failed),
+        "heal_s": round(t_heal - t_inject, 3) if t_heal is not None else math.nan,
         "ok": not problems,
         "problems": "; ".join(problems),
     }
     say(f"{scn.name} #{trial}: downtime {dt.seconds:.2f} s, detect {detect:.2f} s, recover {recover:.2f} s"
+        + (f", fenced {row['fenced']}" if fencing else "")
         + ("" if not problems else f"; PROBLEMS: {row['problems']}"))
-    return Trial(row, probes, arp_samples, cluster, t_inject, t_restore)
+    return Trial(row, probes, arp_samples, cluster, t_inject, t_restore, t_heal)
+
+
+def _fence_events(host: Host, since: float, until: float) -> list[FenceEvent]:
+    """Completed fence actions against any node between ``since`` and ``until`` (wall clock: the
+    lab's nodes share this machine's clock), read on a node that stayed up."""
+    # --verbose: every action; without it stonith_admin shows only the latest per node.
+    r = host.run(["stonith_admin", "--history", "*", "--verbose", "--output-as=xml"], check=False, timeout=30)
+    return [e for e in parse_fence_history(r.stdout) if e.completed is not None and since <= e.completed <= until]
+
+
+def _refresh(hosts: dict[str, Host], params: Params) -> None:
+    """Reconnect to nodes whose SSH session died with them (power cut, fenced) in an earlier trial."""
+    for n in params.nodes:
+        try:
+            hosts[n.name].run("true", timeout=5)
+        except Exception:  # noqa: BLE001 - a stale session: open a new one
+            hosts[n.name].close()
+            hosts[n.name] = connect(params, n)
 
 
 def _failcount(host: Host, rsc: str, node: str) -> int:

@@ -26,6 +26,11 @@ class Scenario:
     restore: Callable[["TrialContext"], None]
     failcount_httpd: int = 0  # failures of httpd expected on the active node
     split_brain_without_fencing: bool = False  # the fault leaves the lost node running its resources
+    fenced: str | None = None  # with fencing on: the node that must be fenced, "active" or "other"
+    needs_fencing: bool = False  # the scenario is about fencing; refused on a cluster without it
+    heal: Callable[["TrialContext"], None] | None = None  # a second step during the fault ...
+    heal_after_s: float = 0.0  # ... this long after the inject; no recovery may come before it
+    observe_s: float | None = None  # the longest the fault is watched (default: the runner's)
 
     def expected_node(self, active: str, other: str) -> str:
         return other if self.moves else active
@@ -33,7 +38,17 @@ class Scenario:
     def outage_certain(self, fencing: bool) -> bool:
         """Must clients see downtime? Not in an unfenced split brain: the lost node keeps
         serving while the survivor starts a second copy, so probes may never fail."""
-        return self.outage_expected and not (self.split_brain_without_fencing and not fencing)
+        return self.outage_expected and not self.split_brain(fencing)
+
+    def split_brain(self, fencing: bool) -> bool:
+        """Two nodes answering for the VIP is this scenario's expected outcome (no fencing)."""
+        return self.split_brain_without_fencing and not fencing
+
+    def fenced_node(self, fencing: bool, active: str, other: str) -> str | None:
+        """The node that must have been fenced during the trial, if any."""
+        if not fencing or self.fenced is None:
+            return None
+        return active if self.fenced == "active" else other
 
 
 def _power_cut(c: "TrialContext") -> None:
@@ -81,7 +96,31 @@ def _kill_corosync(c: "TrialContext") -> None:
 
 
 def _power_cycle(c: "TrialContext") -> None:
+    c.lab.power_cut(c.active)  # fencing may have switched it off already: nothing to cut then
+    c.lab.power_on(c.active)
+
+
+def _partition(c: "TrialContext") -> None:
+    c.lab.partition(c.active, cut=True)
+
+
+def _heal_partition(c: "TrialContext") -> None:
+    c.lab.partition(c.active, cut=False)
+    for n in (c.active, c.other):  # the loser was fenced (off): power it on to rejoin
+        c.lab.power_on(n)
+
+
+def _bmc_down_and_power_cut(c: "TrialContext") -> None:
+    c.lab.bmc(c.active, available=False)
     c.lab.power_cut(c.active)
+
+
+def _bmc_up(c: "TrialContext") -> None:
+    c.lab.bmc(c.active, available=True)
+
+
+def _bmc_up_and_power_on(c: "TrialContext") -> None:
+    c.lab.bmc(c.active, available=True)
     c.lab.power_on(c.active)
 
 
@@ -95,9 +134,10 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "node-crash", "power-cut the active node (like pulling its plug)",
-            "corosync misses the token (token + consensus), the survivor takes the VIP and starts Apache; "
-            "when the node is back, the VIP returns to the preferred node (a second, short outage)",
-            moves=True, outage_expected=True, inject=_power_cut, restore=_power_on,
+            "corosync misses the token (token + consensus); with fencing the survivor first powers the node off "
+            "through its BMC (after the fence delay that protects the preferred node), then takes the VIP and "
+            "starts Apache; when the node is back, the VIP returns to the preferred node (a second, short outage)",
+            moves=True, outage_expected=True, inject=_power_cut, restore=_power_on, fenced="active",
         ),
         Scenario(
             "apache-crash", "kill -9 every Apache process on the active node",
@@ -124,22 +164,61 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "corosync-kill", "kill -9 corosync on the active node",
-            "the node drops out of the membership but its Apache and VIP keep running: without fencing the "
-            "survivor starts them too, and both nodes answer for the VIP (split brain). With fencing the "
-            "survivor first powers the node off. Restored by power-cycling the node",
+            "the node drops out of the membership but its Apache and VIP keep running. With fencing the "
+            "survivor powers it off, then starts them: one outage, never two copies. Without fencing the "
+            "survivor starts them too and both nodes answer for the VIP (split brain). Restored by "
+            "power-cycling the node",
             moves=True, outage_expected=True, inject=_kill_corosync, restore=_power_cycle,
-            split_brain_without_fencing=True,
+            split_brain_without_fencing=True, fenced="active",
+        ),
+        Scenario(
+            "split-brain", "cut all traffic between the nodes (both corosync rings); clients still reach both",
+            "each node sees the other vanish and tries to fence it. The device that fences the preferred node "
+            "waits its delay, so the preferred (active) node fences its peer first and keeps serving: no "
+            "failed probe, never two MACs for the VIP. Without fencing both nodes run the service (split brain)",
+            moves=False, outage_expected=False, inject=_partition, restore=_heal_partition,
+            split_brain_without_fencing=True, fenced="other",
+        ),
+        Scenario(
+            "fence-failure", "the active node's BMC stops answering, then the node loses power; "
+            "the BMC comes back 60 s later",
+            "the survivor must fence the lost node before it recovers anything, and fencing fails while the "
+            "BMC is gone: the service stays down (the price of safety) until the BMC answers again, the "
+            "next fencing attempt succeeds, and only then the survivor starts the VIP and Apache",
+            moves=True, outage_expected=True, inject=_bmc_down_and_power_cut, restore=_bmc_up_and_power_on,
+            fenced="active", needs_fencing=True, heal=_bmc_up, heal_after_s=60.0, observe_s=180.0,
         ),
     )
 }
 
 DEFAULT = ("node-crash", "apache-crash", "gateway-loss", "planned-move", "ring0-loss", "corosync-kill")
+FENCING = ("split-brain", "fence-failure")  # about fencing; split-brain also teaches without it
 
 
-def select(spec: str | list[str] | tuple[str, ...]) -> list[Scenario]:
-    """'all', a comma list, or a list of names -> scenarios; unknown names raise listing the valid ones."""
-    names = list(SCENARIOS) if spec == "all" else ([x.strip() for x in spec.split(",")] if isinstance(spec, str) else list(spec))
+def default(fencing: bool) -> tuple[str, ...]:
+    """The issue's six, plus split-brain, which teaches with or without fencing. fence-failure
+    (over a minute per trial) runs when named or with 'all'."""
+    return DEFAULT + ("split-brain",)
+
+
+def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None) -> list[Scenario]:
+    """'all', 'default', a comma list, or a list of names -> scenarios; unknown names raise listing
+    the valid ones. With ``fencing`` known: 'all' leaves out what needs fencing when it is off,
+    and naming such a scenario is refused."""
+    if spec == "default":
+        spec = list(default(bool(fencing)))
+    if spec == "all":
+        names = [n for n, s in SCENARIOS.items() if fencing is not False or not s.needs_fencing]
+    else:
+        names = [x.strip() for x in spec.split(",")] if isinstance(spec, str) else list(spec)
     bad = [n for n in names if n not in SCENARIOS]
     if bad or not names:
-        raise ValueError(f"scenarios {bad or names!r}: unknown; valid: all, {', '.join(SCENARIOS)}")
+        raise ValueError(f"scenarios {bad or names!r}: unknown; valid: all, default, {', '.join(SCENARIOS)}")
+    if fencing is False:
+        need = [n for n in names if SCENARIOS[n].needs_fencing]
+        if need:
+            raise ValueError(
+                f"scenario {', '.join(need)} tests fencing, but this cluster runs without it "
+                "(pacemaker.stonith_enabled is false); enable fencing or leave it out"
+            )
     return [SCENARIOS[n] for n in names]

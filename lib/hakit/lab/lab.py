@@ -395,7 +395,7 @@ class Lab:
             "known_hosts": str(self.known_hosts),
             "host_addresses": self.net.host_addresses,
             "bridges": self.net.bridges,
-            "gateway": {"address": self.net.gw_address, "netns": self.net.gw_netns, "blocked_sources": net.gateway_blocked(self.net.gw_netns) if net.netns_exists(self.net.gw_netns) else []},
+            "gateway": {"address": self.net.gw_address, "netns": self.net.gw_netns, "blocked_sources": net.blocked_addresses(self.net.gw_netns) if net.netns_exists(self.net.gw_netns) else []},
             "vip": str(self.params.vip.address),
             "bmc": self.bmc_status(),
             "nodes": [s.__dict__ for s in nodes],
@@ -455,8 +455,22 @@ class Lab:
     def gateway(self, name: str, reachable: bool) -> None:
         """Cut (or restore) one node's path to the gateway; other nodes keep theirs."""
         n = self.params.node(name)
-        net.gateway_block(self.net.gw_netns, str(n.public_ip), blocked=not reachable)
+        net.block_address(self.net.gw_netns, str(n.public_ip), blocked=not reachable)
         self.progress(f"{name}: gateway {'restored' if reachable else 'cut'}")
+
+    def partition(self, name: str, cut: bool) -> None:
+        """Cut (or restore) all traffic between one node and its peers, on both networks: both
+        corosync rings break, while clients, the gateway and the BMCs still reach every node.
+        The node's namespace drops the peers' addresses (it outlives a power cut)."""
+        self.params.node(name)
+        if self.is_vm(name):
+            raise LabError(f"{name} is a VM node; a partition is made in a container node's namespace")
+        netns = self.net.node(name).netns
+        peers = [n for n in self.params.nodes if n.name != name]
+        for p in peers:
+            for addr in (p.private_ip, p.public_ip):
+                net.block_address(netns, str(addr), blocked=cut)
+        self.progress(f"{name}: {'cut off from' if cut else 'reconnected to'} {', '.join(p.name for p in peers)} (both networks)")
 
     def kill_process(self, name: str, process: str, sig: int = 9) -> list[int]:
         """Send a signal to every process on the node whose command name is exactly `process`."""

@@ -286,10 +286,11 @@ def set_link(name: str, up: bool) -> None:
     run(["ip", "link", "set", name, "up" if up else "down"])
 
 
-def gateway_block(gw_netns: str, source_ip: str, blocked: bool) -> None:
-    """Make the gateway ignore (or answer again) one node's address."""
+def block_address(netns: str, address: str, blocked: bool) -> None:
+    """Make a namespace drop (or pass again) every packet from and to one address: the gateway
+    ignoring a node, or a node cut off from its peers. One nft table per namespace."""
     table = "hakit_cut"
-    prefix = ["ip", "netns", "exec", gw_netns]
+    prefix = ["ip", "netns", "exec", netns]
     if run(prefix + ["nft", "list", "table", "inet", table], check=False).returncode != 0:
         run(
             prefix + ["nft", "-f", "-"],
@@ -303,11 +304,11 @@ def gateway_block(gw_netns: str, source_ip: str, blocked: bool) -> None:
         )
     verb = "add" if blocked else "delete"
     # Restoring an address that was never cut is not an error; failing to cut one is.
-    run(prefix + ["nft", verb, "element", "inet", table, "cut", f"{{ {source_ip} }}"], check=blocked)
+    run(prefix + ["nft", verb, "element", "inet", table, "cut", f"{{ {address} }}"], check=blocked)
 
 
-def gateway_blocked(gw_netns: str) -> list[str]:
-    r = run(["ip", "netns", "exec", gw_netns, "nft", "-j", "list", "set", "inet", "hakit_cut", "cut"], check=False)
+def blocked_addresses(netns: str) -> list[str]:
+    r = run(["ip", "netns", "exec", netns, "nft", "-j", "list", "set", "inet", "hakit_cut", "cut"], check=False)
     if r.returncode != 0:
         return []
     out: list[str] = []

@@ -284,6 +284,8 @@ def properties(params: Params, profile: Profile | None = None) -> Bundle:
         Property("stonith-enabled", "true" if params.pacemaker.stonith_enabled else "false"),
         Property("no-quorum-policy", params.pacemaker.no_quorum_policy),
     ]
+    if params.pacemaker.fencing is not None:
+        items.append(Property("stonith-action", params.pacemaker.fencing.action))
     if p.resources.resource_stickiness is not None:
         items.append(RscDefault("resource-stickiness", str(p.resources.resource_stickiness)))
     return Bundle("04 pacemaker properties", tuple(items))

@@ -1,0 +1,61 @@
+"""The fault catalogue as data: which scenarios run by default, what fencing changes in the expectations."""
+
+from __future__ import annotations
+
+import pytest
+
+from hakit.failover import scenarios as catalogue
+from hakit.failover.scenarios import SCENARIOS, select
+
+
+def names(spec, fencing=None):
+    return [s.name for s in select(spec, fencing=fencing)]
+
+
+def test_default_is_the_six_plus_split_brain_with_or_without_fencing():
+    six = ["node-crash", "apache-crash", "gateway-loss", "planned-move", "ring0-loss", "corosync-kill"]
+    assert names("default", True) == names("default", False) == six + ["split-brain"]
+
+
+def test_all_leaves_out_fence_failure_only_without_fencing():
+    assert "fence-failure" in names("all", True)
+    assert "fence-failure" not in names("all", False)
+    assert names("all", True) == list(SCENARIOS)
+
+
+def test_naming_a_fencing_scenario_on_an_unfenced_cluster_is_refused():
+    with pytest.raises(ValueError, match=r"fence-failure tests fencing.*stonith_enabled is false"):
+        select("node-crash,fence-failure", fencing=False)
+    assert names("fence-failure", True) == ["fence-failure"]
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match=r"\['nod-crash'\]: unknown; valid: all, default, idle, node-crash"):
+        select("nod-crash")
+
+
+@pytest.mark.parametrize(
+    ("name", "fencing", "certain", "split", "fenced"),
+    [
+        ("corosync-kill", False, False, True, None),  # the lost node serves on: no outage is certain
+        ("corosync-kill", True, True, False, "vm-node1"),
+        ("split-brain", False, False, True, None),
+        ("split-brain", True, False, False, "vm-node2"),  # the preferred node wins the fence race
+        ("node-crash", True, True, False, "vm-node1"),
+        ("node-crash", False, True, False, None),
+        ("fence-failure", True, True, False, "vm-node1"),
+        ("ring0-loss", True, False, False, None),
+    ],
+)
+def test_expectations_follow_fencing(name, fencing, certain, split, fenced):
+    s = SCENARIOS[name]
+    assert s.outage_certain(fencing) is certain
+    assert s.split_brain(fencing) is split
+    assert s.fenced_node(fencing, "vm-node1", "vm-node2") == fenced
+
+
+def test_fence_failure_heals_before_it_gives_up_observing():
+    s = SCENARIOS["fence-failure"]
+    assert s.needs_fencing and s.heal is not None
+    assert 0 < s.heal_after_s < (s.observe_s or 0)
+    assert catalogue.FENCING == ("split-brain", "fence-failure")
