@@ -39,7 +39,7 @@ WRAPPER = "/usr/local/sbin/hakit-ipmitool"
 IPMITOOL = "/usr/bin/ipmitool"
 # In a two-node cluster both nodes may try to fence each other at the same moment;
 # delaying the device that fences the preferred node lets that node win the race.
-TWO_NODE_DELAY = "5s"
+TWO_NODE_DELAY = 5  # seconds, the default of pacemaker.fencing.delay_s
 MONITOR_INTERVAL = "60s"
 
 
@@ -151,8 +151,9 @@ def stonith_resources(params: Params) -> list[StonithResource]:
         attrs["ipmitool_path"] = WRAPPER  # the password comes from CRED_DIR, never from the CIB
         attrs["method"] = "onoff"  # off, confirm off, then on: never reports success before the node is off
         attrs["pcmk_host_list"] = d.node
-        if len(devs) == 2 and d.node == params.preferred_node:
-            attrs["pcmk_delay_base"] = TWO_NODE_DELAY
+        delay = params.pacemaker.fencing.delay_s if params.pacemaker.fencing else TWO_NODE_DELAY
+        if len(devs) == 2 and d.node == params.preferred_node and delay:
+            attrs["pcmk_delay_base"] = f"{delay}s"
         out.append(StonithResource(id=f"fence-{d.node}", agent=d.agent, target=d.node, attributes=attrs, avoid_node=d.node))
     return out
 

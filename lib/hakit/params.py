@@ -209,6 +209,11 @@ class Fencing(Strict):
     lanplus: bool = Field(default=True, description="IPMI v2 RMCP+ (lanplus); v1.5 'lan' sends weak auth")
     cipher: int | None = Field(default=None, ge=0, le=17, description="RMCP+ cipher suite; default: ipmitool's choice")
     devices: dict[str, FenceDevice] = Field(default_factory=dict, description="node name -> its BMC")
+    delay_s: int = Field(
+        default=5, ge=0, le=60,
+        description="two nodes only: seconds the device that fences the preferred node waits first "
+        "(pcmk_delay_base), so the preferred node wins a fence race; paid on every real loss of that node",
+    )
     action: Literal["off", "reboot"] = Field(
         default="off",
         description="pacemaker property stonith-action: 'off' leaves a fenced node off until an admin looks "

@@ -58,6 +58,12 @@ def test_first_run_builds_the_article_cluster(built):
         assert f'id="{cid}"' in patch
     before = (folder / "04_pacemaker_properties" / "cib-before.xml").read_text()
     assert "stonith-enabled" not in before  # saved before the change
+    # The lab fences: stage 4 put the credentials on both nodes, then one device per node in the CIB.
+    assert outcomes(folder, "04_pacemaker_properties") == {"vm-node1": "changed", "vm-node2": "changed", "cluster": "changed"}
+    patch4 = (folder / "04_pacemaker_properties" / "cib.patch.xml").read_text()
+    for dev in ("fence-vm-node1", "fence-vm-node2"):
+        assert f'id="{dev}"' in patch4 and f'id="{dev}-not-on-' in patch4
+    assert "password" not in patch4.lower()
 
 
 def test_vip_serves_apache_from_the_preferred_node(built):
@@ -77,6 +83,9 @@ def test_vip_serves_apache_from_the_preferred_node(built):
     # crmsh reads our XML back as the article's crm text.
     shown = lab.ssh("vm-node1", ["crm", "configure", "show"], check=True).stdout
     for line in (
+        "primitive fence-vm-node1 stonith:fence_ipmilan",
+        "location fence-vm-node1-not-on-vm-node1 fence-vm-node1 -inf: vm-node1",
+        "stonith-enabled=true",
         "colocation httpd-with-vip inf: httpd vip",
         "location preferred-node vip 100: vm-node1",
         "clone cloned-ping-gateway ping-gateway",

@@ -181,7 +181,7 @@ def test_stonith_resources_for_real_hosts_carry_no_secret():
 def test_two_node_race_is_settled_for_the_preferred_node_only():
     p = load_params(ROOT / "params/lab.yaml")
     delays = {r.target: r.attributes.get("pcmk_delay_base") for r in fencing.stonith_resources(p)}
-    assert delays == {"vm-node1": fencing.TWO_NODE_DELAY, "vm-node2": None}
+    assert delays == {"vm-node1": f"{fencing.TWO_NODE_DELAY}s", "vm-node2": None}
     p3 = load_params(ROOT / "params/lab-3node.yaml")
     assert all("pcmk_delay_base" not in r.attributes for r in fencing.stonith_resources(p3))
 
@@ -251,3 +251,17 @@ def test_wrapper_default_port_and_missing_credential(tmp_path):
     assert "no credential for BMC bmc1:623" in r.stderr and "leaked?" not in r.stderr
     r = subprocess.run([str(w), "-H", "../../etc", "chassis", "power", "off"], capture_output=True, text=True)
     assert r.returncode == 2 and "no usable BMC address" in r.stderr
+
+
+@pytest.mark.parametrize(("delay", "want"), [(2, "2s"), (0, None)])
+def test_the_fence_delay_comes_from_the_params(delay, want):
+    d = data("lab.yaml")
+    d["pacemaker"]["fencing"]["delay_s"] = delay
+    delays = {r.target: r.attributes.get("pcmk_delay_base") for r in fencing.stonith_resources(parse_params(d))}
+    assert delays == {"vm-node1": want, "vm-node2": None}
+
+
+def test_a_fence_delay_out_of_range_names_the_field():
+    d = data("lab.yaml")
+    d["pacemaker"]["fencing"]["delay_s"] = 90
+    assert "pacemaker.fencing.delay_s" in error(d) and "90" in error(d)
