@@ -44,6 +44,9 @@ def timelines(trials: list[Trial], title: str = "") -> plt.Figure:
             if v is not None and not math.isnan(v):
                 ax.axvline(v, color=color, lw=1, ls="--")
                 ax.text(v, len(levels) + 0.35, f" {label}", fontsize=8, color=color)
+        if t.t_heal is not None:  # the fault's second step (fence-failure: the BMC is back)
+            ax.axvline(t.t_heal - t.t_inject, color="purple", lw=1, ls="-.")
+            ax.text(t.t_heal - t.t_inject, -0.6, " 2nd step", fontsize=8, color="purple")
         ax.axvline(t.t_restore - t.t_inject, color="grey", lw=1, ls=":")
         ax.text(t.t_restore - t.t_inject, -0.6, " restore", fontsize=8, color="grey")
         ax.set_ylim(-0.8, len(levels) + 0.9)

@@ -38,6 +38,8 @@ def credentials(hosts: dict[str, Host], params: Params, dry_run: bool, res: Stag
     if not fencing.stonith_resources(params):
         return None
     rep = fencing.install_credentials(hosts, params, dry_run=dry_run)
+    if not dry_run and any(o.changed for o in rep.nodes):
+        _retry_failed_devices(hosts, params)
     for o in rep.nodes:
         if not o.changed:
             res.add(o.node, "unchanged", "fencing credentials in place")
@@ -46,6 +48,22 @@ def credentials(hosts: dict[str, Host], params: Params, dry_run: bool, res: Stag
         else:
             res.add(o.node, "changed", f"wrote {', '.join(o.changed)}")
     return rep
+
+
+def _retry_failed_devices(hosts: dict[str, Host], params: Params) -> None:
+    """A device that failed before its credentials were right stays failed (fail-count INFINITY)
+    until cleaned up: once new credentials are in place, let pacemaker try those devices again."""
+    for n in params.nodes:
+        try:
+            st = cibstage.status(hosts[n.name])
+        except Exception:  # noqa: BLE001 - no cluster yet on this node: nothing can have failed
+            continue
+        ids = {r.id for r in fencing.stonith_resources(params)}
+        failed = sorted({r.id for r in st.resources if r.id in ids and r.failed}
+                        | {f.op_key.rsplit("_", 2)[0] for f in st.failures if f.op_key.rsplit("_", 2)[0] in ids})
+        for rid in failed:
+            hosts[n.name].run(["crm_resource", "--cleanup", "--resource", rid], check=False, timeout=60)
+        return
 
 
 def verify(hosts: dict[str, Host], params: Params, via: str, profile_name: str | None = None) -> Verification:
