@@ -1,5 +1,6 @@
-"""Stage 4: pacemaker properties. stonith-enabled and no-quorum-policy (the article's
-choices by default), plus resource defaults where the timing profile asks for them.
+"""Stage 4: pacemaker properties. stonith-enabled, no-quorum-policy and resource defaults
+where the timing profile asks for them; with `pacemaker.fencing`, the fence devices
+(one per node) and their credentials on every node, installed before the CIB names them.
 """
 
 from __future__ import annotations
@@ -53,17 +54,17 @@ def credentials(hosts: dict[str, Host], params: Params, dry_run: bool, res: Stag
 def _retry_failed_devices(hosts: dict[str, Host], params: Params) -> None:
     """A device that failed before its credentials were right stays failed (fail-count INFINITY)
     until cleaned up: once new credentials are in place, let pacemaker try those devices again."""
-    for n in params.nodes:
+    ids = {r.id for r in fencing.stonith_resources(params)}
+    for n in params.nodes:  # the first node whose pacemaker answers; a cleanup is cluster-wide
         try:
             st = cibstage.status(hosts[n.name])
-        except Exception:  # noqa: BLE001 - no cluster yet on this node: nothing can have failed
+        except Exception:  # noqa: BLE001 - no cluster on this node (yet): try the next
             continue
-        ids = {r.id for r in fencing.stonith_resources(params)}
         failed = sorted({r.id for r in st.resources if r.id in ids and r.failed}
                         | {f.op_key.rsplit("_", 2)[0] for f in st.failures if f.op_key.rsplit("_", 2)[0] in ids})
         for rid in failed:
             hosts[n.name].run(["crm_resource", "--cleanup", "--resource", rid], check=False, timeout=60)
-        return
+        break
 
 
 def verify(hosts: dict[str, Host], params: Params, via: str, profile_name: str | None = None) -> Verification:
@@ -95,7 +96,6 @@ def verify(hosts: dict[str, Host], params: Params, via: str, profile_name: str |
           f"no-quorum-policy={st.no_quorum_policy} (wanted {params.pacemaker.no_quorum_policy})")
     v.add(cibstage.CLUSTER, "quorate", st.quorate, f"DC {st.dc}, quorate={st.quorate}")
     return v
-
 
 
 def choices(params: Params) -> pd.DataFrame:
