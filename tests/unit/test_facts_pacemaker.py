@@ -198,3 +198,14 @@ def test_fence_history_refuses_what_is_not_stonith_admin_xml() -> None:
     with pytest.raises(FactParseError, match="expected <pacemaker-result>"):
         parse_fence_history("<crm_mon/>")
     assert parse_fence_history('<pacemaker-result><list name="fencing history" count="0"/></pacemaker-result>') == []
+
+
+def test_failed_action_names_its_resource_even_with_underscores() -> None:
+    from hakit.facts.pacemaker import FailedAction
+
+    def fa(op_key: str, task: str) -> FailedAction:
+        return FailedAction(op_key, "vm-node1", task, "error", "", 1, "")
+
+    assert fa("httpd_monitor_1000", "monitor").resource == "httpd"
+    assert fa("fence-vm-node1_start_0", "start").resource == "fence-vm-node1"
+    assert fa("my_vip_migrate_to_0", "migrate_to").resource == "my_vip"

@@ -69,6 +69,13 @@ class FailedAction:
     exitcode: int
     last_rc_change: str
 
+    @property
+    def resource(self) -> str:
+        """The resource that failed: op_key is ``<resource>_<task>_<interval>``, and task may itself
+        hold an underscore (migrate_to), so cut at the task pacemaker names."""
+        rsc, sep, _ = self.op_key.rpartition(f"_{self.task}_")
+        return rsc if sep else self.op_key.rsplit("_", 2)[0]
+
 
 @dataclass(frozen=True)
 class ClusterStatus:

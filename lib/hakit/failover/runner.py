@@ -211,7 +211,7 @@ def run_trial(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, t
             t_restore = time.monotonic()
             wall_restore = time.time()
             say(f"{scn.name} #{trial}: restore")
-            failcount = _failcount(hosts[other if fenced != other else active], "httpd", active)
+            failcount = _failcount(hosts[survivor], "httpd", active)
             fences = _fence_events(hosts[survivor], wall_inject - 1, wall_restore + 1) if fencing else []
             scn.restore(ctx)
             settle(hosts, params, settle_s)

@@ -191,14 +191,10 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }
 
-DEFAULT = ("node-crash", "apache-crash", "gateway-loss", "planned-move", "ring0-loss", "corosync-kill")
+# The issue's six plus split-brain, which teaches with or without fencing. fence-failure (over a
+# minute per trial) runs when named or with 'all'.
+DEFAULT = ("node-crash", "apache-crash", "gateway-loss", "planned-move", "ring0-loss", "corosync-kill", "split-brain")
 FENCING = ("split-brain", "fence-failure")  # about fencing; split-brain also teaches without it
-
-
-def default(fencing: bool) -> tuple[str, ...]:
-    """The issue's six, plus split-brain, which teaches with or without fencing. fence-failure
-    (over a minute per trial) runs when named or with 'all'."""
-    return DEFAULT + ("split-brain",)
 
 
 def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None) -> list[Scenario]:
@@ -206,7 +202,7 @@ def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None)
     the valid ones. With ``fencing`` known: 'all' leaves out what needs fencing when it is off,
     and naming such a scenario is refused."""
     if spec == "default":
-        spec = list(default(bool(fencing)))
+        spec = list(DEFAULT)
     if spec == "all":
         names = [n for n, s in SCENARIOS.items() if fencing is not False or not s.needs_fencing]
     else:

@@ -20,14 +20,6 @@ from .watch import ArpSample, ClusterSample
 SERVICE = ("vip", "httpd")  # the resources whose failures count as restarts
 
 
-def _failure_resource(f: FailedAction, resources: Sequence[str]) -> str | None:
-    """The resource of a failed action (op_key is ``<rsc>_<task>_<interval>``), if it is one we watch."""
-    for rid in sorted(resources, key=len, reverse=True):  # the longest match first ("vip" vs "vip-x")
-        if f.op_key.startswith(rid + "_"):
-            return rid
-    return None
-
-
 def _failure_key(f: FailedAction) -> tuple[str, str, str]:
     # Pacemaker keeps one entry per operation and node, and rewrites last-rc-change when it fails again.
     return (f.op_key, f.node, f.last_rc_change)
@@ -118,8 +110,8 @@ def summarize(probes: Sequence[ProbeSample], arp: Sequence[ArpSample], cluster: 
             if k in seen:
                 continue
             seen.add(k)
-            rid = _failure_resource(f, resources)
-            if rid is None:
+            rid = f.resource
+            if rid not in restarts_by:
                 event(c.t, "failure-other", f"{f.op_key} on {f.node}: {f.exitstatus}")
                 continue
             restarts += 1

@@ -61,7 +61,7 @@ def _retry_failed_devices(hosts: dict[str, Host], params: Params) -> None:
         except Exception:  # noqa: BLE001 - no cluster on this node (yet): try the next
             continue
         failed = sorted({r.id for r in st.resources if r.id in ids and r.failed}
-                        | {f.op_key.rsplit("_", 2)[0] for f in st.failures if f.op_key.rsplit("_", 2)[0] in ids})
+                        | {f.resource for f in st.failures if f.resource in ids})
         for rid in failed:
             hosts[n.name].run(["crm_resource", "--cleanup", "--resource", rid], check=False, timeout=60)
         break
