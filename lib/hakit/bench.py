@@ -1,4 +1,4 @@
-"""Benchmarks that print figures (never pass/fail): lab start-up time and node memory."""
+"""Benchmarks that print figures (never pass/fail): lab start-up and memory, the failover suite, the soak."""
 
 from __future__ import annotations
 
@@ -50,17 +50,45 @@ def bench_lab(params_files: list[str], runs: int = 5, settle: float = 5.0, cold:
     return lines
 
 
+def _out_dir(kind: str, out_root: Path | None, when=None) -> Path:
+    """A new results folder runs/bench-<kind>-<UTC time>/ (or under out_root)."""
+    from datetime import datetime, timezone
+
+    from .notebook import repo_root
+
+    stamp = (when or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    out = (out_root or repo_root() / "runs") / f"bench-{kind}-{stamp}"
+    out.mkdir(parents=True)
+    return out
+
+
+def _switch_profile(params, profile: str, save_dir: Path, progress, settle: bool = False) -> None:
+    """Put the lab cluster on ``profile`` (stages 3 and 5), printing what changed; optionally wait
+    until it is healthy in the preferred layout. Its SSH sessions are closed afterwards."""
+    from .failover import runner
+    from .failover.profile import use_profile
+    from .notebook import connect_nodes
+
+    hosts = connect_nodes(params)
+    try:
+        for line in use_profile(hosts, params, profile, save_dir):
+            progress(f"[{profile}] {line}")
+        if settle:
+            progress(f"[{profile}] waiting for the cluster to be healthy (vip and httpd on {params.preferred_node})")
+            runner.settle(hosts, params)
+    finally:
+        for h in hosts.values():
+            h.close()
+
+
 def bench_failover(params_file: str, profiles: list[str], trials: int, scenarios: str = "default",
                    out_root: Path | None = None, progress=print) -> tuple[str, Path]:
     """Run the failover suite under each profile; return the medians table (text) and the folder of results."""
-    from datetime import datetime, timezone
-
     import pandas as pd
 
     from .failover import charts, runner
     from .failover import scenarios as scn_mod
-    from .failover.profile import use_profile
-    from .notebook import connect_nodes, load, repo_root
+    from .notebook import load
 
     params = load(params_file)
     if params.lab is None:
@@ -68,19 +96,11 @@ def bench_failover(params_file: str, profiles: list[str], trials: int, scenarios
     chosen = scn_mod.select(scenarios, fencing=params.pacemaker.stonith_enabled)
     for p in profiles:
         get_profile(p)  # all names checked before the first change
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = (out_root or repo_root() / "runs") / f"bench-failover-{stamp}"
-    out.mkdir(parents=True)
+    out = _out_dir("failover", out_root)
     lab = Lab(params, progress=_quiet)
     frames, all_trials = [], []
     for prof in profiles:
-        hosts = connect_nodes(params)
-        try:
-            for line in use_profile(hosts, params, prof, out / f"cib-{prof}"):
-                progress(f"[{prof}] {line}")
-        finally:
-            for h in hosts.values():
-                h.close()
+        _switch_profile(params, prof, out / f"cib-{prof}", progress)
         df, trials_ = runner.run_suite(lab, params, chosen, trials, prof, progress=lambda m: progress(f"[{prof}] {m}"))
         frames.append(df)
         all_trials += trials_
@@ -113,10 +133,9 @@ def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root
     import math
     from datetime import datetime, timezone
 
-    from .failover import runner, soak
-    from .failover.profile import use_profile
+    from .failover import soak
     from .failover.watch import ArpWatch, ClusterWatch, HttpProbe
-    from .notebook import connect_nodes, load, repo_root
+    from .notebook import load
     from .remote import connect
 
     if not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
@@ -127,19 +146,10 @@ def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root
                          "this params file has no lab section")
     get_profile(profile)  # an unknown name fails before any change
     started = datetime.now(timezone.utc)
-    out = (out_root or repo_root() / "runs") / f"bench-soak-{started.strftime('%Y%m%dT%H%M%SZ')}"
-    out.mkdir(parents=True)
+    out = _out_dir("soak", out_root, started)
     vip = str(params.vip.address)
     watcher = next(n.name for n in params.nodes if n.name != params.preferred_node)
-    hosts = connect_nodes(params)
-    try:
-        for line in use_profile(hosts, params, profile, out / f"cib-{profile}"):
-            progress(f"[{profile}] {line}")
-        progress(f"[{profile}] waiting for the cluster to be healthy (vip and httpd on {params.preferred_node})")
-        runner.settle(hosts, params)
-    finally:
-        for h in hosts.values():
-            h.close()
+    _switch_profile(params, profile, out / f"cib-{profile}", progress, settle=True)
     progress(f"soak: {minutes:g} min, probing http://{vip}/, crm_mon through {watcher}; Ctrl-C ends it early")
     watcher_host = connect(params, params.node(watcher))  # its own SSH session: the watch runs in a thread
     interrupted = False

@@ -201,8 +201,6 @@ def test_fence_history_refuses_what_is_not_stonith_admin_xml() -> None:
 
 
 def test_failed_action_names_its_resource_even_with_underscores() -> None:
-    from hakit.facts.pacemaker import FailedAction
-
     def fa(op_key: str, task: str) -> FailedAction:
         return FailedAction(op_key, "vm-node1", task, "error", "", 1, "")
 
