@@ -5,15 +5,18 @@ from __future__ import annotations
 import shlex
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from .errors import HakitError
+from .runner import Result
 
 
-class LocalCommandError(RuntimeError):
+class LocalCommandError(HakitError, RuntimeError):
     """A local command failed; carries the command, exit code and stderr tail."""
 
     def __init__(self, argv: Sequence[str], returncode: int, stderr: str, hint: str = ""):
         self.argv = list(argv)
-        self.returncode = returncode
+        self.returncode = self.exit_code = returncode
+        self.command = shlex.join(self.argv)
         self.stderr = stderr
         tail = "\n".join(stderr.strip().splitlines()[-8:])
         msg = f"command failed (exit {returncode}): {shlex.join(self.argv)}"
@@ -22,13 +25,6 @@ class LocalCommandError(RuntimeError):
         if hint:
             msg += f"\n{hint}"
         super().__init__(msg)
-
-
-@dataclass(frozen=True)
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 def run(
@@ -56,4 +52,4 @@ def run(
         raise LocalCommandError(argv, -1, err + f"\ntimed out after {timeout} s", hint) from None
     if check and p.returncode != 0:
         raise LocalCommandError(argv, p.returncode, p.stderr, hint)
-    return Result(p.returncode, p.stdout, p.stderr)
+    return Result(p.stdout, p.stderr, p.returncode)

@@ -22,13 +22,11 @@ from pydantic import (
     model_validator,
 )
 
+from .errors import ParamsError
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 IFACE_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$")
 LAB_ID_RE = re.compile(r"^[a-z][a-z0-9]{0,3}$")
-
-
-class ParamsError(ValueError):
-    """A parameter file that cannot be used; the message says what to fix."""
 
 
 class Strict(BaseModel):

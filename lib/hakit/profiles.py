@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hakit.params import ParamsError
+from hakit.errors import ParamsError
 
 # corosync's MINIMUM_TIMEOUT: three ticks of its 100 Hz timer (exec/totemconfig.c).
 MIN_TIMEOUT_MS = 30
@@ -166,9 +166,9 @@ FAST = Profile(
 )
 """Why these ``fast`` values (an attribute docstring, read by Sphinx):
 
-- token 1000 ms is corosync 3's own default and ample on a LAN, where the token
-  circles a few nodes in well under a millisecond; it cuts failure detection to
-  a third of the article's 3000 ms.
+- token 1000 ms is a tuned value (corosync's own default is 3000 ms since 3.1,
+  the article's figure) and ample on a LAN, where the token circles a few nodes
+  in well under a millisecond; it cuts failure detection to a third.
 - consensus 1200 ms is the smallest value corosync allows (1.2 x token). When a
   node really dies the survivors may wait out consensus before forming the new
   membership, so a new membership stands within about token + consensus = 2.2 s

@@ -27,13 +27,14 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .errors import HakitError
 from .stages.base import StageResult, Verification
 
 RECORD_FILE = "record.json"
 SCHEMA = 1
 
 
-class RecordError(ValueError):
+class RecordError(HakitError, ValueError):
     """An artifact name or value that cannot be saved; the message says what would work."""
 
 
@@ -117,6 +118,8 @@ def to_dict(result: StageResult, verification: Verification | None = None) -> di
         "dry_run": result.dry_run,
         "changed": result.changed,
         "outcomes": [{"node": o.node, "outcome": o.outcome, "detail": o.detail} for o in result.outcomes],
+        "program": list(result.program),
+        "executed": list(result.executed),
         "verification": _verification(verification),
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "artifacts": [],

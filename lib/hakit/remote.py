@@ -16,43 +16,19 @@ import shlex
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 from fabric import Connection
 
 from .params import Node, Params
+from .runner import RemoteError, Result
 
-
-class RemoteError(RuntimeError):
-    """A remote step failed: which host, which command, exit code, stderr tail."""
-
-    def __init__(self, host: str, command: str, exit_code: int | None, stderr: str = "", hint: str = ""):
-        self.host, self.command, self.exit_code, self.stderr = host, command, exit_code, stderr
-        tail = "\n".join(stderr.strip().splitlines()[-6:])
-        code = "no exit code" if exit_code is None else f"exit {exit_code}"
-        msg = f"on {host}: `{command}` failed ({code})"
-        if tail:
-            msg += f":\n{tail}"
-        if hint:
-            msg += f"\n{hint}"
-        super().__init__(msg)
+__all__ = ["Host", "HostKeyError", "RemoteError", "Result", "connect", "connect_all", "fingerprint", "ssh_files"]
 
 
 class HostKeyError(RemoteError):
     """The node's host key is unknown or differs from the pinned one; nothing was sent."""
-
-
-@dataclass(frozen=True)
-class Result:
-    stdout: str
-    stderr: str
-    exit_code: int
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
 
 
 def fingerprint(key: paramiko.PKey) -> str:

@@ -24,12 +24,13 @@ from typing import Any
 from . import record, report, secretscan
 from .notebook import repo_root, resolve
 from .params import Params, load_params
+from .errors import HakitError
 
 FAILOVER_NOTEBOOK = "07_failover_tests.ipynb"
 Progress = Callable[[str], None]
 
 
-class RunFailed(RuntimeError):
+class RunFailed(HakitError, RuntimeError):
     """A stage failed or the secret scan found something; the run folder holds the evidence."""
 
     def __init__(self, message: str, folder: Path):

@@ -3,9 +3,14 @@
 from pathlib import Path
 
 from hakit.facts.corosync import parse_cfgtool_status, parse_quorumtool_status
-from hakit.stages.corosync import pacemaker_nodes
+from hakit.facts.pacemaker import parse_crm_mon
 
 CAP = Path(__file__).parent / "fixtures" / "captured"
+
+
+def pacemaker_nodes(xml_text: str) -> dict[str, bool]:
+    """Node name -> online, through the one crm_mon parser."""
+    return {name: n.online for name, n in parse_crm_mon(xml_text).nodes.items()}
 
 
 def test_cfgtool_both_links_connected():

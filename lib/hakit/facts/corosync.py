@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hakit.facts.base import Fact
 from hakit.facts.errors import FactParseError
 
 CFGTOOL = "corosync-cfgtool -s"
@@ -310,3 +311,8 @@ def _member_row(line: str, columns: list[str], no: int, raw: str) -> QuorumMembe
     if not name_parts:
         raise FactParseError(QUORUMTOOL, "membership row has no node name", no, raw)
     return QuorumMember(nodeid, votes, " ".join(name_parts), is_local, qdevice)
+
+
+# The facts (command + parser) the stages read through `facts.base.read`.
+CFGTOOL_STATUS: Fact[LinkReport] = Fact("knet links", CFGTOOL, parse_cfgtool_status)
+QUORUM_STATUS: Fact[QuorumReport] = Fact("quorum", QUORUMTOOL, parse_quorumtool_status)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import HakitError
 
-class FactParseError(ValueError):
+
+class FactParseError(HakitError, ValueError):
     """Command or file output a parser cannot read; names the source and the line."""
 
     def __init__(self, source: str, problem: str, line_no: int | None = None, line: str | None = None):

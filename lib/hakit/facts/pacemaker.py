@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .base import Fact
 from .errors import FactParseError
 
 
@@ -241,3 +242,8 @@ def parse_fence_history(text: str) -> list[FenceEvent]:
             delegate=ev.get("delegate"), origin=ev.get("origin"), completed=when,
         ))
     return sorted(out, key=lambda e: (e.completed is None, e.completed or 0.0))
+
+
+CRM_MON_COMMAND = "crm_mon -1 --output-as=xml"
+# The one way to read cluster status (stages, verification, failover watch).
+CRM_MON: Fact[ClusterStatus] = Fact("cluster status", CRM_MON_COMMAND, parse_crm_mon, timeout=60)

@@ -22,8 +22,10 @@ from ..params import Params
 from ..remote import Host, connect
 from ..stages import cibstage
 from . import timeline
+from .context import TrialContext
 from .scenarios import Scenario
 from .watch import ArpSample, ArpWatch, ClusterSample, ClusterWatch, HttpProbe
+from ..errors import HakitError
 
 Progress = Callable[[str], None]
 
@@ -32,20 +34,8 @@ class TrialFailed(AssertionError):
     """A trial broke a correctness rule (two nodes answering, wrong final node, ...)."""
 
 
-class NotSettled(RuntimeError):
+class NotSettled(HakitError, RuntimeError):
     """The cluster did not return to its healthy, preferred layout in time."""
-
-
-@dataclass
-class TrialContext:
-    lab: Lab
-    params: Params
-    hosts: dict[str, Host]
-    active: str
-    other: str
-
-    def crm(self, command: str) -> str:
-        return self.hosts[self.other].run(command, timeout=60).stdout
 
 
 @dataclass

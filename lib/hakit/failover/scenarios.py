@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .runner import TrialContext
+    from .context import TrialContext
 
 
 @dataclass(frozen=True)

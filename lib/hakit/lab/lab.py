@@ -29,9 +29,10 @@ from . import net, node, vm
 from . import bmc as labbmc
 from .image import ImageCache, Progress, stderr_progress
 from .vmimage import VmImageCache
+from ..errors import HakitError
 
 
-class LabError(RuntimeError):
+class LabError(HakitError, RuntimeError):
     """The lab cannot do what was asked; the message says what to do next."""
 
 

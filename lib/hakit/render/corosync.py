@@ -10,6 +10,7 @@ from typing import Any
 
 from hakit.params import Params
 from hakit.profiles import Profile, get_profile
+from ..errors import HakitError
 
 COROSYNC_CONF_PATH = "/etc/corosync/corosync.conf"
 COROSYNC_LOGFILE = "/var/log/corosync/corosync.log"
@@ -24,7 +25,7 @@ LINK_PRIORITY = {0: 2, 1: 1}
 REPEATABLE_SECTIONS = frozenset({"node", "interface", "logger_subsys"})
 
 
-class CorosyncConfError(ValueError):
+class CorosyncConfError(HakitError, ValueError):
     """corosync.conf text the parser cannot read; the message names the line."""
 
 

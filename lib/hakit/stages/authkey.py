@@ -7,7 +7,6 @@ local file. Facts carry only its sha256, computed on the node.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import posixpath
 import uuid
@@ -16,9 +15,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..errors import HakitError
+from ..ops import ApplyContext, Barrier, Command, CopySecretFile, Op, remote_sha256, short
 from ..params import Params
-from ..remote import Host, RemoteError
-from .base import Change, Plan, StageResult, Verification
+from ..runner import RemoteError, Runner
+from .base import Plan, Verification
+from .driver import per_node
 
 STAGE = "02 authkey"
 AUTHKEY = "/etc/corosync/authkey"
@@ -43,13 +45,8 @@ PROBE = (
 )
 
 
-class AuthkeyError(RuntimeError):
+class AuthkeyError(HakitError, RuntimeError):
     """The key could not be made or copied as planned; the message says what to do next."""
-
-
-def short(digest: str | None) -> str:
-    """The first 12 hex characters of a sha256, enough to compare by eye."""
-    return f"{digest[:12]}…" if digest else "-"
 
 
 @dataclass(frozen=True)
@@ -137,9 +134,45 @@ def parse_probe(node: str, output: str) -> NodeKey:
         ) from None
 
 
-def gather(hosts: Mapping[str, Host], params: Params) -> AuthkeyFacts:
+def gather(hosts: Mapping[str, Runner], params: Params) -> AuthkeyFacts:
     """Read-only: presence, sha256 (computed on the node), owner, mode and size of the key on every node."""
-    return AuthkeyFacts({n.name: parse_probe(n.name, hosts[n.name].run(PROBE).stdout) for n in params.nodes})
+    return AuthkeyFacts(per_node(hosts, [n.name for n in params.nodes], lambda h: parse_probe(h.name, h.run(PROBE).stdout)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerateKey(Op):
+    """corosync-keygen beside the old key, then an atomic rename, so the path never holds half a key."""
+
+    path: str = AUTHKEY
+
+    @property
+    def action(self) -> str:
+        return GENERATE
+
+    def describe(self) -> str:
+        return f"generate {self.path} with corosync-keygen (256 random bytes, made on {self.node}) {OWNER} {MODE:04o}"
+
+    def execute(self, ctx: ApplyContext) -> str:
+        h = ctx.host(self.node)
+        tmp = posixpath.join(posixpath.dirname(self.path), f".authkey.hakit-{uuid.uuid4().hex[:8]}")
+        try:
+            h.run(["corosync-keygen", "-k", tmp], hint=f"is corosync installed on {h.name}? (apt-get install corosync)")
+            h.run(["chmod", f"{MODE:04o}", tmp])
+            h.run(["chown", OWNER, tmp])
+            h.run(["mv", "-f", tmp, self.path])
+        except RemoteError:
+            h.run(["rm", "-f", tmp], check=False)
+            raise
+        return f"generated new key (sha256 {short(remote_sha256(h, self.path))})"
+
+
+def _copy(node: str, first: str, digest: str | None, reason: str) -> CopySecretFile:
+    return CopySecretFile(node=node, src_node=first, path=AUTHKEY, mode=MODE, owner=OWNER, expect_sha256=digest,
+                          size_range=(MIN_SIZE, MAX_SIZE), label=COPY, reason=reason)
+
+
+def _fix(node: str, reason: str) -> Command:
+    return Command(node=node, argv=f"chmod {MODE:04o} {AUTHKEY} && chown {OWNER} {AUTHKEY}", label=FIX, reason=reason)
 
 
 def plan(params: Params, facts: AuthkeyFacts, rotate_key: bool = False) -> Plan:
@@ -153,7 +186,7 @@ def plan(params: Params, facts: AuthkeyFacts, rotate_key: bool = False) -> Plan:
     missing = [n for n in names if n not in facts.nodes]
     if missing:
         raise AuthkeyError(f"no facts for {', '.join(missing)}; run gather() with the same params first")
-    p = Plan(STAGE)
+    p = Plan(STAGE, order=names)
     first, others = names[0], names[1:]
     src = facts[first]
 
@@ -167,14 +200,14 @@ def plan(params: Params, facts: AuthkeyFacts, rotate_key: bool = False) -> Plan:
 
     new_key = rotate_key or not src.exists
     if rotate_key:
-        p.changes.append(Change(first, GENERATE, "rotate_key=True: a new key replaces the current one"))
+        p.ops.append(GenerateKey(node=first, reason="rotate_key=True: a new key replaces the current one"))
         p.notes.append(
             "rotate_key=True: every node gets a new key. corosync reads the key only when it starts, and nodes "
             "with different keys cannot talk, so afterwards restart corosync cluster-wide: stop it on ALL nodes, "
             "then start it on all nodes (this stops pacemaker and its resources too: plan a maintenance window)."
         )
     elif not src.exists:
-        p.changes.append(Change(first, GENERATE, "no key here: generate one with corosync-keygen (256 bytes from /dev/urandom)"))
+        p.ops.append(GenerateKey(node=first, reason="no key here: generate one with corosync-keygen (256 bytes from /dev/urandom)"))
         holders = [n for n in others if facts[n].exists]
         if holders:
             p.notes.append(
@@ -183,10 +216,12 @@ def plan(params: Params, facts: AuthkeyFacts, rotate_key: bool = False) -> Plan:
                 f"{first}:{AUTHKEY} yourself (root:root 0400) and run this stage again."
             )
     elif not src.root_only:
-        p.changes.append(Change(first, FIX, _perm_reason(src)))
+        p.ops.append(_fix(first, _perm_reason(src)))
     else:
         p.no_change[first] = f"source key (sha256 {short(src.sha256)}) in place, {OWNER} {MODE:04o}"
 
+    if new_key:
+        p.ops.append(Barrier(text=f"the new key exists on {first} before any node copies it"))
     for n in others:
         k = facts[n]
         blocker = _blocker(k, is_source=False)
@@ -194,15 +229,14 @@ def plan(params: Params, facts: AuthkeyFacts, rotate_key: bool = False) -> Plan:
             p.not_applicable[n] = blocker
         elif new_key:
             what = "replace its key with" if k.exists else "install"
-            p.changes.append(Change(n, COPY, f"{what} the new key from {first}"))
+            p.ops.append(_copy(n, first, None, f"{what} the new key from {first}"))
         elif not k.exists:
-            p.changes.append(Change(n, COPY, f"no key here: copy the key (sha256 {short(src.sha256)}) from {first}"))
+            p.ops.append(_copy(n, first, src.sha256, f"no key here: copy the key (sha256 {short(src.sha256)}) from {first}"))
         elif k.sha256 != src.sha256:
-            p.changes.append(
-                Change(n, COPY, f"different key (sha256 {short(k.sha256)}): replace with {first}'s (sha256 {short(src.sha256)})")
-            )
+            p.ops.append(_copy(
+                n, first, src.sha256, f"different key (sha256 {short(k.sha256)}): replace with {first}'s (sha256 {short(src.sha256)})"))
         elif not k.root_only:
-            p.changes.append(Change(n, FIX, _perm_reason(k)))
+            p.ops.append(_fix(n, _perm_reason(k)))
         else:
             p.no_change[n] = f"same key (sha256 {short(k.sha256)}) already installed, {OWNER} {MODE:04o}"
 
@@ -233,89 +267,26 @@ def _perm_reason(k: NodeKey) -> str:
     return why
 
 
-def apply(hosts: Mapping[str, Host], params: Params, plan: Plan, dry_run: bool = True) -> StageResult:
-    """Carry out the plan: generate on the first node, then copy or fix elsewhere. Dry run touches nothing."""
-    result = StageResult(STAGE, dry_run=dry_run)
-    first = params.nodes[0].name
-    key: bytes | None = None
-    digest = ""
-    for node in (n.name for n in params.nodes):
-        changes = plan.for_node(node)
-        if node in plan.not_applicable:
-            result.add(node, "not applied", plan.not_applicable[node])
-            continue
-        if not changes:
-            result.add(node, "unchanged", plan.no_change.get(node, ""))
-            continue
-        if dry_run:
-            result.add(node, "not applied", "dry run: would " + "; ".join(c.action for c in changes))
-            continue
-        h = hosts[node]
-        details = []
-        for c in changes:
-            if c.action == GENERATE:
-                digest = _generate(h)
-                details.append(f"generated new key (sha256 {short(digest)})")
-            elif c.action == COPY:
-                if key is None:
-                    key, digest = _read_source(hosts[first])
-                _install(h, key, digest)
-                details.append(f"copied key from {first} (sha256 {short(digest)})")
-            elif c.action == FIX:
-                h.run(["chmod", f"{MODE:04o}", AUTHKEY])
-                h.run(["chown", OWNER, AUTHKEY])
-                details.append(f"set {OWNER} {MODE:04o}")
-            else:
-                raise AuthkeyError(f"unknown action {c.action!r} in the plan; make the plan with authkey.plan()")
-        result.add(node, "changed", "; ".join(details))
-    key = None  # drop our only reference to the key bytes
-    return result
+class AuthkeyStage:
+    """Stage 2 with its params bound (see `stages.driver.Stage`)."""
+
+    name = STAGE
+
+    def __init__(self, params: Params, rotate_key: bool = False):
+        self.params = params
+        self.rotate_key = rotate_key
+
+    def gather(self, hosts: Mapping[str, Runner]) -> AuthkeyFacts:
+        return gather(hosts, self.params)
+
+    def plan(self, facts: AuthkeyFacts) -> Plan:
+        return plan(self.params, facts, rotate_key=self.rotate_key)
+
+    def verify(self, hosts: Mapping[str, Runner], wait: bool = True) -> Verification:
+        return verify(hosts, self.params)
 
 
-def _remote_sha256(h: Host) -> str:
-    return h.run(["sha256sum", AUTHKEY]).stdout.split()[0]
-
-
-def _generate(h: Host) -> str:
-    """Make a key beside the old one and rename it into place, so the path never holds half a key."""
-    tmp = posixpath.join(posixpath.dirname(AUTHKEY), f".authkey.hakit-{uuid.uuid4().hex[:8]}")
-    try:
-        h.run(["corosync-keygen", "-k", tmp], hint=f"is corosync installed on {h.name}? (apt-get install corosync)")
-        h.run(["chmod", f"{MODE:04o}", tmp])
-        h.run(["chown", OWNER, tmp])
-        h.run(["mv", "-f", tmp, AUTHKEY])
-    except RemoteError:
-        h.run(["rm", "-f", tmp], check=False)
-        raise
-    return _remote_sha256(h)
-
-
-def _read_source(h: Host) -> tuple[bytes, str]:
-    """The source key into memory (SFTP), checked against the digest the node computes itself."""
-    data = h.read_bytes(AUTHKEY)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != _remote_sha256(h):
-        raise AuthkeyError(f"{h.name}: {AUTHKEY} changed while it was being read; run this stage again")
-    if not MIN_SIZE <= len(data) <= MAX_SIZE:
-        raise AuthkeyError(
-            f"{h.name}: {AUTHKEY} has {len(data)} bytes; corosync needs {MIN_SIZE}..{MAX_SIZE}. "
-            "Run this stage with rotate_key=True to make a proper one."
-        )
-    return data, digest
-
-
-def _install(h: Host, key: bytes, digest: str) -> None:
-    """Write the key atomically, root:root 0400 from its first byte, and check what landed."""
-    h.write_bytes(AUTHKEY, key, mode=MODE, owner=OWNER)
-    got = _remote_sha256(h)
-    if got != digest:
-        raise AuthkeyError(
-            f"{h.name}: after copying, {AUTHKEY} has sha256 {short(got)}, expected {short(digest)}; "
-            "check the disk on that node and run this stage again"
-        )
-
-
-def verify(hosts: Mapping[str, Host], params: Params) -> Verification:
+def verify(hosts: Mapping[str, Runner], params: Params) -> Verification:
     """Read-only: every node has the first node's key, root:root 0400, of a size corosync accepts."""
     facts = gather(hosts, params)
     v = Verification(STAGE)

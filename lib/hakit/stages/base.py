@@ -1,8 +1,8 @@
 """What every stage returns: a plan, per-node outcomes, and a verification table.
 
 Each shows itself in a notebook (`_repr_html_`) and turns into a pandas
-DataFrame for records. A stage module provides `gather`, `plan` (pure),
-`apply` and `verify` built from these.
+DataFrame for records. A stage provides `gather`, `plan` (pure) and `verify`
+(see `stages.driver.Stage`); the driver applies the plan.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pandas as pd
+
+from ..errors import HakitError
+from ..ops import Barrier, Op
 
 OutcomeKind = Literal["changed", "unchanged", "not applied", "failed"]
 
@@ -27,35 +30,74 @@ class Change:
 
 @dataclass
 class Plan:
-    """What would change (or, per node, why nothing will). Pure data: a dry run shows this."""
+    """What a stage will do: an ordered list of typed operations (or, per node, why nothing).
+
+    Pure data. A dry run shows exactly ``ops``; the driver's apply runs exactly ``ops``, in
+    order, with the barriers they contain, and nothing else.
+
+    ``blocked`` nodes stop the whole stage before anything runs; ``not_applicable`` nodes are
+    left alone (with the reason) while the others go ahead. ``undo`` holds best-effort clean-up
+    steps the driver runs if an operation fails (e.g. remove staged files).
+    """
 
     stage: str
-    changes: list[Change] = field(default_factory=list)
+    ops: list[Op] = field(default_factory=list)
     no_change: dict[str, str] = field(default_factory=dict)  # node -> why nothing changes
     not_applicable: dict[str, str] = field(default_factory=dict)  # node -> why it cannot apply here
+    blocked: dict[str, str] = field(default_factory=dict)  # node -> why the stage cannot run at all
     notes: list[str] = field(default_factory=list)
+    undo: list[Op] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)  # node order for outcome rows (params order)
+
+    @property
+    def changes(self) -> list[Change]:
+        """One row per operation (barriers left out): node, short action, reason."""
+        return [Change(o.node, o.action, o.reason) for o in self.ops if not isinstance(o, Barrier)]
 
     def for_node(self, node: str) -> list[Change]:
         return [c for c in self.changes if c.node == node]
 
+    def ops_for(self, node: str) -> list[Op]:
+        return [o for o in self.ops if o.node == node and not isinstance(o, Barrier)]
+
     @property
     def empty(self) -> bool:
-        return not self.changes
+        return not any(o.mutates for o in self.ops)
+
+    def nodes(self) -> list[str]:
+        """Every node the plan speaks of, in params order first."""
+        seen = list(self.order)
+        for n in [o.node for o in self.ops if not isinstance(o, Barrier)] + [*self.no_change, *self.not_applicable,
+                                                                               *self.blocked]:
+            if n not in seen:
+                seen.append(n)
+        return seen
+
+    def program(self) -> list[str]:
+        """The operations as a dry run shows them and a real run executes them, one line each."""
+        return [f"{o.node}  {o.describe()}" if not isinstance(o, Barrier) else o.describe() for o in self.ops]
 
     def to_frame(self) -> pd.DataFrame:
-        rows = [{"node": c.node, "action": c.action, "reason": c.reason} for c in self.changes]
-        rows += [{"node": n, "action": "no change", "reason": why} for n, why in self.no_change.items()]
-        rows += [{"node": n, "action": "not applied", "reason": why} for n, why in self.not_applicable.items()]
-        return pd.DataFrame(rows, columns=["node", "action", "reason"])
+        rows = [{"node": o.node if not isinstance(o, Barrier) else "", "operation": o.describe(), "reason": o.reason}
+                for o in self.ops]
+        rows += [{"node": n, "operation": "no change", "reason": why} for n, why in self.no_change.items()]
+        rows += [{"node": n, "operation": "not applied", "reason": why} for n, why in self.not_applicable.items()]
+        rows += [{"node": n, "operation": "BLOCKED", "reason": why} for n, why in self.blocked.items()]
+        return pd.DataFrame(rows, columns=["node", "operation", "reason"])
+
+    def summary(self) -> str:
+        n = sum(1 for o in self.ops if not isinstance(o, Barrier))
+        if self.blocked:
+            return f"blocked on {', '.join(self.blocked)}: nothing will run"
+        return "nothing to change" if not n else f"{n} operation(s)"
 
     def _repr_html_(self) -> str:
-        head = f"<h4>Plan: {html.escape(self.stage)}</h4>"
-        head += "<p>" + ("nothing to change" if self.empty else f"{len(self.changes)} change(s)") + "</p>"
+        head = f"<h4>Plan: {html.escape(self.stage)}</h4><p>{html.escape(self.summary())}</p>"
         notes = "".join(f"<p><i>{html.escape(n)}</i></p>" for n in self.notes)
         return head + notes + self.to_frame().to_html(index=False, escape=True)
 
     def __str__(self) -> str:
-        return self.to_frame().to_string(index=False)
+        return f"{self.stage}: {self.summary()}\n" + self.to_frame().to_string(index=False)
 
 
 @dataclass(frozen=True)
@@ -72,6 +114,8 @@ class StageResult:
     stage: str
     outcomes: list[NodeOutcome] = field(default_factory=list)
     dry_run: bool = False
+    program: list[str] = field(default_factory=list)  # the plan's operations (what a dry run showed)
+    executed: list[str] = field(default_factory=list)  # the operations a real apply carried out, in order
 
     def add(self, node: str, outcome: OutcomeKind, detail: str = "") -> None:
         self.outcomes.append(NodeOutcome(node, outcome, detail))
@@ -111,7 +155,7 @@ class Check:
     detail: str = ""
 
 
-class VerificationFailed(AssertionError):
+class VerificationFailed(HakitError, AssertionError):
     """Read-only checks after a stage found the cluster not as intended."""
 
 

@@ -9,17 +9,23 @@ import difflib
 import hashlib
 import html
 import time
-import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 
-from ..facts.corosync import FactParseError, parse_cfgtool_status, parse_quorumtool_status
+from ..facts.base import Fact, read
+from ..facts.corosync import CFGTOOL, CFGTOOL_STATUS, QUORUM_STATUS, QUORUMTOOL
+from ..facts.errors import FactParseError
+from ..facts.pacemaker import CRM_MON
+from ..facts.systemd import state_of, unit_states
+from ..ops import Barrier, Command, Systemctl, WriteFile
 from ..params import Params
 from ..profiles import Profile, get_profile
-from ..remote import Host, RemoteError
 from ..render.corosync import render_corosync_conf
-from .base import Change, Plan, StageResult, Verification
+from ..runner import Runner
+from .base import Check, Plan, Verification
+from .driver import per_node
 
 STAGE = "03 corosync rings"
 CONF = "/etc/corosync/corosync.conf"
@@ -79,59 +85,124 @@ def rendered(params: Params, profile_name: str | None = None) -> RenderedConf:
     return RenderedConf(desired_conf(params, get_profile(profile_name) if profile_name else None))
 
 
-def gather(hosts: dict[str, Host], params: Params) -> CorosyncFacts:
-    """Read-only: current corosync.conf, authkey presence, and service states on every node."""
-    out = {}
-    for n in params.nodes:
-        h = hosts[n.name]
-        text = h.read_text(CONF)
-        states = h.run(
-            "for u in corosync pacemaker; do systemctl is-active $u; systemctl is-enabled $u; done; "
-            f"test -s {AUTHKEY} && echo key || echo nokey",
-            check=False,
-        ).stdout.split()
-        out[n.name] = NodeFacts(
-            node=n.name,
-            conf_sha256=_sha(text) if text is not None else None,
-            conf_text=text,
-            has_authkey=states[-1:] == ["key"],
-            corosync_active=states[0:1] == ["active"],
-            corosync_enabled=states[1:2] == ["enabled"],
-            pacemaker_active=states[2:3] == ["active"],
-            pacemaker_enabled=states[3:4] == ["enabled"],
-        )
-    return CorosyncFacts(out)
+UNITS = ("corosync", "pacemaker")
+SERVICES = unit_states(*UNITS)
+HAS_AUTHKEY = Fact("authkey present", f"test -s {AUTHKEY} && echo key || echo nokey", lambda out: out.split() == ["key"])
+STAGED = f"{CONF}.hakit-new"
+PREV = f"{CONF}.hakit-prev"
+
+
+def _gather_node(h: Runner) -> NodeFacts:
+    text = h.read_text(CONF)
+    units = read(h, SERVICES)
+    co, pm = state_of(units, "corosync"), state_of(units, "pacemaker")
+    return NodeFacts(
+        node=h.name,
+        conf_sha256=_sha(text) if text is not None else None,
+        conf_text=text,
+        has_authkey=read(h, HAS_AUTHKEY),
+        corosync_active=co.is_active,
+        corosync_enabled=co.is_enabled,
+        pacemaker_active=pm.is_active,
+        pacemaker_enabled=pm.is_enabled,
+    )
+
+
+def gather(hosts: Mapping[str, Runner], params: Params) -> CorosyncFacts:
+    """Read-only: current corosync.conf, authkey presence, and service states on every node (in parallel)."""
+    return CorosyncFacts(per_node(hosts, [n.name for n in params.nodes], _gather_node))
 
 
 def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None) -> Plan:
-    """Pure: what must change so every node runs the rendered config with both services up."""
+    """Pure: the operations that make every node run the rendered config with both services up.
+
+    Order: stage and check the new file on every node that gets it (``corosync -t``), a barrier,
+    install it (keeping the previous one), then, if it changed under a running cluster, stop
+    pacemaker and corosync everywhere (nodes with different ring or crypto settings cannot talk),
+    start corosync everywhere before pacemaker anywhere, and enable both at boot.
+    """
     profile = get_profile(profile_name or params.cluster.profile)
     want = desired_conf(params, profile)
     want_sha = _sha(want)
-    p = Plan(STAGE)
+    names = [n.name for n in params.nodes]
+    p = Plan(STAGE, order=names)
     p.notes.append(f"timing profile {profile.name!r}: {profile.summary}")
     missing_key = [f.node for f in facts.nodes.values() if not f.has_authkey]
     if missing_key:
         for node in missing_key:
-            p.not_applicable[node] = f"no {AUTHKEY}: run 02_authkey first; nothing will be changed"
+            p.blocked[node] = f"no {AUTHKEY}: run 02_authkey first; nothing will be changed"
         p.notes.append("blocked: corosync cannot start without the shared authkey on every node")
         return p
-    conf_changes = False
-    for f in facts.nodes.values():
-        if f.conf_sha256 != want_sha:
-            conf_changes = True
-            why = "no config yet" if f.conf_text is None else "content differs: " + _diffstat(f.conf_text, want)
-            p.changes.append(Change(f.node, f"write {CONF}", why))
-    for f in facts.nodes.values():
-        if conf_changes and (f.corosync_active or f.pacemaker_active):
-            p.changes.append(Change(f.node, "restart corosync and pacemaker", "the config changed; all nodes restart together"))
-        elif not f.corosync_active or not f.pacemaker_active:
-            p.changes.append(Change(f.node, "start corosync, then pacemaker", "not running"))
+    nodes = [facts.nodes[n] for n in names]
+    writes = [f for f in nodes if f.conf_sha256 != want_sha]
+    data = want.encode()
+    for f in writes:
+        why = "no config yet" if f.conf_text is None else "content differs: " + _diffstat(f.conf_text, want)
+        p.ops.append(WriteFile(node=f.node, path=STAGED, content=data, label=f"write {CONF}", reason=why))
+        p.ops.append(Command(node=f.node, argv=("corosync", "-t", "-c", STAGED), read_only=True,
+                             hint="corosync rejected the rendered config; the live file was not touched",
+                             reason="corosync checks the new file before the live one is replaced"))
+        p.undo.append(Command(node=f.node, argv=("rm", "-f", STAGED), reason="remove the staged file"))
+    if writes:
+        p.ops.append(Barrier(text="`corosync -t` accepted the new file on every node that gets it"))
+        for f in writes:
+            p.ops.append(Command(
+                node=f.node, argv=f"if [ -f {CONF} ]; then cp -p {CONF} {PREV}; fi; mv -f {STAGED} {CONF}",
+                label=f"install {CONF}", reason=f"the checked file replaces the live one (previous kept as {PREV})"))
+    restart = bool(writes) and any(f.corosync_active or f.pacemaker_active for f in nodes)
+    if restart:
+        p.ops.append(Barrier(text="the new config is installed on every node"))
+        why = "the config changed while the cluster runs: all nodes restart together"
+        for f in nodes:
+            p.ops.append(Systemctl(node=f.node, verb="stop", units=("pacemaker",), timeout=180, reason=why))
+            p.ops.append(Systemctl(node=f.node, verb="stop", units=("corosync",), timeout=180, reason=why))
+        p.ops.append(Barrier(text="pacemaker and corosync stopped on every node"))
+        p.notes.append("the config changed under a running cluster: corosync and pacemaker stop on every node "
+                       "and start again, so the service is down for the restart")
+        start = nodes
+    else:
+        start = [f for f in nodes if not (f.corosync_active and f.pacemaker_active)]
+    for f in start:
+        p.ops.append(Systemctl(node=f.node, verb="start", units=("corosync",), timeout=120,
+                               reason="restart with the new config" if restart else "not running"))
+    if start:
+        p.ops.append(Barrier(text="corosync started on every node that starts"))
+    for f in start:
+        p.ops.append(Systemctl(node=f.node, verb="start", units=("pacemaker",), timeout=120,
+                               reason="pacemaker needs corosync's membership, so it starts second"))
+    for f in nodes:
         if not f.corosync_enabled or not f.pacemaker_enabled:
-            p.changes.append(Change(f.node, "enable corosync and pacemaker at boot", "disabled now"))
-        if not p.for_node(f.node):
+            p.ops.append(Systemctl(node=f.node, verb="enable", units=UNITS, reason="disabled now"))
+    for f in nodes:
+        if not p.ops_for(f.node):
             p.no_change[f.node] = f"config identical (sha256 {want_sha[:12]}), both services active and enabled"
     return p
+
+
+class CorosyncStage:
+    """Stage 3 with its params and timing profile bound (see `stages.driver.Stage`)."""
+
+    name = STAGE
+
+    def __init__(self, params: Params, profile: str | None = None, wait_s: float = 60):
+        self.params = params
+        self.profile = get_profile(profile or params.cluster.profile)
+        self.wait_s = wait_s
+
+    def gather(self, hosts: Mapping[str, Runner]) -> CorosyncFacts:
+        return gather(hosts, self.params)
+
+    def plan(self, facts: CorosyncFacts) -> Plan:
+        return plan(self.params, facts, self.profile.name)
+
+    def verify(self, hosts: Mapping[str, Runner], wait: bool = True) -> Verification:
+        return verify(hosts, self.params, wait_s=self.wait_s if wait else 0)
+
+    def rendered(self) -> "RenderedConf":
+        return RenderedConf(desired_conf(self.params, self.profile))
+
+    def artifacts(self) -> dict[str, object]:
+        return {"corosync.conf": self.rendered()}
 
 
 def _diffstat(old: str, new: str) -> str:
@@ -149,112 +220,53 @@ def diff(params: Params, facts: CorosyncFacts, node: str) -> str:
     )
 
 
-def apply(
-    hosts: dict[str, Host], params: Params, plan_: Plan, dry_run: bool = True, profile_name: str | None = None
-) -> StageResult:
-    """Validate everywhere first, then write, then restart in a safe order. Nothing changes if validation fails."""
-    res = StageResult(STAGE, dry_run=dry_run)
-    if plan_.not_applicable:
-        raise RuntimeError(
-            "stage blocked before any change: "
-            + "; ".join(f"{n}: {why}" for n, why in plan_.not_applicable.items())
-        )
-    if dry_run:
-        for n in params.nodes:
-            acts = [c.action for c in plan_.for_node(n.name)]
-            res.add(n.name, "not applied" if acts else "unchanged", f"dry run; would: {', '.join(acts)}" if acts else "")
-        return res
-    want = desired_conf(params, get_profile(profile_name) if profile_name else None).encode()
-    writes = [c.node for c in plan_.changes if c.action.startswith("write")]
-    # 1. Validate the new file on every node that gets it, before touching the live config.
-    staged = f"{CONF}.hakit-new"
-    try:
-        for node in writes:
-            hosts[node].write_bytes(staged, want, mode=0o644)
-            hosts[node].run(["corosync", "-t", "-c", staged], hint="corosync rejected the rendered config; nothing was changed")
-    except RemoteError:
-        for node in writes:
-            hosts[node].run(["rm", "-f", staged], check=False)
-        raise
-    # 2. Install it (keeping the previous file) where it differs.
-    for node in writes:
-        hosts[node].run(f"if [ -f {CONF} ]; then cp -p {CONF} {CONF}.hakit-prev; fi; mv -f {staged} {CONF}")
-    # 3. Services: a changed config means a cluster-wide restart; pacemaker stops first, starts last.
-    restart = any(c.action.startswith("restart") for c in plan_.changes)
-    start = [c.node for c in plan_.changes if c.action.startswith(("start", "restart"))]
-    if restart:
-        for n in params.nodes:
-            hosts[n.name].run("systemctl stop pacemaker; systemctl stop corosync", timeout=180)
-        start = [n.name for n in params.nodes]
-    for node in start:
-        hosts[node].run("systemctl start corosync", timeout=120)
-    for node in start:
-        hosts[node].run("systemctl start pacemaker", timeout=120)
-    for c in plan_.changes:
-        if c.action.startswith("enable"):
-            hosts[c.node].run("systemctl enable corosync pacemaker")
-    for n in params.nodes:
-        acts = [c.action for c in plan_.for_node(n.name)]
-        if restart and not acts:
-            acts = ["restart corosync and pacemaker (cluster-wide)"]
-        res.add(n.name, "changed" if acts else "unchanged", "; ".join(acts))
-    return res
-
-
-def pacemaker_nodes(xml_text: str) -> dict[str, bool]:
-    """Node name -> online, from `crm_mon --output-as=xml`."""
-    root = ET.fromstring(xml_text)
-    # Only <nodes><node>: resources list their hosts as <node name=... cached=...> with no `online`.
-    return {n.get("name", "?"): n.get("online") == "true" for n in root.findall("./nodes/node") if n.get("name")}
-
-
-def verify(hosts: dict[str, Host], params: Params, wait_s: float = 60) -> Verification:
+def verify(hosts: Mapping[str, Runner], params: Params, wait_s: float = 60) -> Verification:
     """Read-only: both links connected to every peer, quorate with all members, pacemaker sees all online.
 
     Links, quorum and pacemaker's view settle within seconds of a start; poll up to wait_s.
     """
     deadline = time.monotonic() + wait_s
     while True:
-        v = _verify_once(hosts, params)
+        v = Verification(STAGE)
+        for checks in per_node(hosts, [n.name for n in params.nodes], lambda h: _verify_node(h, params)).values():
+            v.checks += checks
         if v.ok or time.monotonic() > deadline:
             return v
         time.sleep(1)
 
 
-def _verify_once(hosts: dict[str, Host], params: Params) -> Verification:
-    v = Verification(STAGE)
+def _verify_node(h: Runner, params: Params) -> list[Check]:
+    out: list[Check] = []
+    node = params.node(h.name)
     names = [n.name for n in params.nodes]
     ids = {n.nodeid for n in params.nodes}
-    for n in params.nodes:
-        h = hosts[n.name]
-        active = h.run("systemctl is-active corosync pacemaker", check=False).stdout.split()
-        v.add(n.name, "corosync and pacemaker active", active == ["active", "active"], " / ".join(active))
-        try:
-            links = parse_cfgtool_status(h.run("corosync-cfgtool -s", check=False).stdout)
-            for link_id in (0, 1):
-                ln = links.link(link_id)
-                peers = ids - {n.nodeid}
-                bad = sorted(p for p in peers if not ln.peer(p).is_connected)
-                v.add(n.name, f"link {link_id} ({'private' if link_id == 0 else 'public'}) to all peers", not bad,
-                      f"{ln.addr}; " + ("all connected" if not bad else f"not connected to node(s) {bad}"))
-        except (FactParseError, KeyError, LookupError) as e:
-            v.add(n.name, "knet links", False, f"corosync-cfgtool -s unreadable: {e}")
-        try:
-            q = parse_quorumtool_status(h.run("corosync-quorumtool -s", check=False).stdout)
-            members = set(q.member_names())
-            v.add(n.name, "quorate with every node a member", q.quorate and len(q.members) == len(names),
-                  f"quorate={q.quorate}, members={len(q.members)}/{len(names)} ({', '.join(sorted(members))})")
-        except FactParseError as e:
-            v.add(n.name, "quorum", False, f"corosync-quorumtool -s unreadable: {e}")
-        r = h.run("crm_mon -1 --output-as=xml", check=False)
-        try:
-            online = pacemaker_nodes(r.stdout)
-            missing = [x for x in names if not online.get(x)]
-            v.add(n.name, "pacemaker sees all nodes online", not missing,
-                  "all online" if not missing else f"not online: {', '.join(missing)}")
-        except ET.ParseError:
-            v.add(n.name, "pacemaker sees all nodes online", False, (r.stderr or r.stdout).strip()[-200:] or "no output")
-    return v
+    units = read(h, SERVICES)
+    active = [state_of(units, u).active for u in UNITS]
+    out.append(Check(h.name, "corosync and pacemaker active", active == ["active", "active"], " / ".join(active)))
+    try:
+        links = read(h, CFGTOOL_STATUS)
+        for link_id in (0, 1):
+            ln = links.link(link_id)
+            bad = sorted(p for p in ids - {node.nodeid} if not ln.peer(p).is_connected)
+            out.append(Check(h.name, f"link {link_id} ({'private' if link_id == 0 else 'public'}) to all peers", not bad,
+                             f"{ln.addr}; " + ("all connected" if not bad else f"not connected to node(s) {bad}")))
+    except (FactParseError, KeyError, LookupError) as e:
+        out.append(Check(h.name, "knet links", False, f"{CFGTOOL} unreadable: {e}"))
+    try:
+        q = read(h, QUORUM_STATUS)
+        members = set(q.member_names())
+        out.append(Check(h.name, "quorate with every node a member", q.quorate and len(q.members) == len(names),
+                         f"quorate={q.quorate}, members={len(q.members)}/{len(names)} ({', '.join(sorted(members))})"))
+    except FactParseError as e:
+        out.append(Check(h.name, "quorum", False, f"{QUORUMTOOL} unreadable: {e}"))
+    try:
+        st = read(h, CRM_MON)
+        missing = [x for x in names if not (st.nodes.get(x) and st.nodes[x].online)]
+        out.append(Check(h.name, "pacemaker sees all nodes online", not missing,
+                         "all online" if not missing else f"not online: {', '.join(missing)}"))
+    except (FactParseError, ValueError) as e:
+        out.append(Check(h.name, "pacemaker sees all nodes online", False, str(e)[-200:] or "no output"))
+    return out
 
 
 def option_mapping() -> pd.DataFrame:

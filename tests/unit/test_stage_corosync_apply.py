@@ -1,0 +1,143 @@
+"""Stage 3 on FakeRunners: the plan for fresh / converged / drifted nodes, and that apply
+sends exactly the planned operations, in order, and a dry run sends nothing."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from hakit.params import Params
+from hakit.runner import FakeRunner
+from hakit.stages import corosync, driver
+from hakit.stages.base import Plan
+
+CONF = corosync.CONF
+
+
+def node(name: str, conf: bytes | None, active: bool, enabled: bool = True, key: bool = True) -> FakeRunner:
+    """A fake node: the given corosync.conf, both units in one state, authkey present or not."""
+    f = FakeRunner(name)
+    if conf is not None:
+        f.files[CONF] = conf
+    state = "active" if active else "inactive"
+    en = "enabled" if enabled else "disabled"
+    f.answer(r"systemctl is-active", f"corosync {state} {en}\npacemaker {state} {en}\n")
+    f.answer(r"test -s /etc/corosync/authkey", "key\n" if key else "nokey\n")
+    return f
+
+
+def want(params: Params, profile: str | None = None) -> bytes:
+    return corosync.desired_conf(params, corosync.get_profile(profile) if profile else None).encode()
+
+
+def gather_plan(stage: corosync.CorosyncStage, fakes: dict[str, FakeRunner]) -> Plan:
+    return stage.plan(stage.gather(fakes))
+
+
+def test_fresh_nodes_stage_check_install_then_start_corosync_before_pacemaker(lab: Params) -> None:
+    fakes = {n.name: node(n.name, None, active=False, enabled=False) for n in lab.nodes}
+    p = gather_plan(corosync.CorosyncStage(lab), fakes)
+    assert p.program() == [
+        f"vm-node1  write {CONF}.hakit-new sha256 {hashlib.sha256(want(lab)).hexdigest()[:12]}… root:root 0644",
+        f"vm-node1  corosync -t -c {CONF}.hakit-new",
+        f"vm-node2  write {CONF}.hakit-new sha256 {hashlib.sha256(want(lab)).hexdigest()[:12]}… root:root 0644",
+        f"vm-node2  corosync -t -c {CONF}.hakit-new",
+        "--- barrier: `corosync -t` accepted the new file on every node that gets it ---",
+        f"vm-node1  if [ -f {CONF} ]; then cp -p {CONF} {CONF}.hakit-prev; fi; mv -f {CONF}.hakit-new {CONF}",
+        f"vm-node2  if [ -f {CONF} ]; then cp -p {CONF} {CONF}.hakit-prev; fi; mv -f {CONF}.hakit-new {CONF}",
+        "vm-node1  systemctl start corosync",
+        "vm-node2  systemctl start corosync",
+        "--- barrier: corosync started on every node that starts ---",
+        "vm-node1  systemctl start pacemaker",
+        "vm-node2  systemctl start pacemaker",
+        "vm-node1  systemctl enable corosync pacemaker",
+        "vm-node2  systemctl enable corosync pacemaker",
+    ]
+    assert not p.no_change and not p.blocked
+
+
+def test_converged_nodes_plan_nothing_and_a_real_apply_sends_nothing(lab: Params) -> None:
+    fakes = {n.name: node(n.name, want(lab), active=True) for n in lab.nodes}
+    p = gather_plan(corosync.CorosyncStage(lab), fakes)
+    assert p.ops == [] and p.empty and set(p.no_change) == {"vm-node1", "vm-node2"}
+    sent_before = {n: len(f.sent) for n, f in fakes.items()}
+    res = driver.apply(p, fakes, dry_run=False)
+    assert {n: len(f.sent) for n, f in fakes.items()} == sent_before
+    assert [o.outcome for o in res.outcomes] == ["unchanged", "unchanged"] and res.executed == []
+
+
+def test_drifted_timing_on_a_running_cluster_restarts_every_node_together(lab: Params) -> None:
+    fakes = {n.name: node(n.name, want(lab, "seed"), active=True) for n in lab.nodes}
+    p = gather_plan(corosync.CorosyncStage(lab, profile="fast"), fakes)
+    stops = [o for o in p.ops if isinstance(o, corosync.Systemctl) and o.verb == "stop"]
+    assert [(o.node, o.units) for o in stops] == [
+        ("vm-node1", ("pacemaker",)), ("vm-node1", ("corosync",)), ("vm-node2", ("pacemaker",)), ("vm-node2", ("corosync",))]
+    assert any("service is down" in n for n in p.notes)
+    # every stop comes after every install, every pacemaker start after every corosync start
+    prog = p.program()
+    last_install = max(i for i, line in enumerate(prog) if "mv -f" in line)
+    assert all(prog.index(f"{n}  systemctl stop pacemaker") > last_install for n in ("vm-node1", "vm-node2"))
+    first_pm = min(i for i, line in enumerate(prog) if line.endswith("systemctl start pacemaker"))
+    assert all(i < first_pm for i, line in enumerate(prog) if line.endswith("systemctl start corosync"))
+
+
+def test_missing_authkey_blocks_before_anything_is_sent(lab: Params) -> None:
+    fakes = {"vm-node1": node("vm-node1", None, False), "vm-node2": node("vm-node2", None, False, key=False)}
+    p = gather_plan(corosync.CorosyncStage(lab), fakes)
+    assert p.ops == [] and "02_authkey" in p.blocked["vm-node2"]
+    sent = {n: list(f.sent) for n, f in fakes.items()}
+    with pytest.raises(driver.StageBlocked, match="vm-node2"):
+        driver.apply(p, fakes, dry_run=False)
+    assert {n: list(f.sent) for n, f in fakes.items()} == sent
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_apply_sends_exactly_the_planned_operations_in_order(lab: Params, parallel: bool) -> None:
+    fakes = {n.name: node(n.name, None, active=False, enabled=False) for n in lab.nodes}
+    p = gather_plan(corosync.CorosyncStage(lab), fakes)
+    for f in fakes.values():
+        f.sent.clear()
+    res = driver.apply(p, fakes, dry_run=False, parallel=parallel)
+    assert res.executed == p.program_ops() if hasattr(p, "program_ops") else res.executed == [
+        line for line in p.program() if not line.startswith("---")]
+    for name, f in fakes.items():
+        sent = [s.what if s.kind == "run" else f"write {s.what}" for s in f.sent]
+        assert sent == [
+            f"write {CONF}.hakit-new",
+            f"corosync -t -c {CONF}.hakit-new",
+            f"if [ -f {CONF} ]; then cp -p {CONF} {CONF}.hakit-prev; fi; mv -f {CONF}.hakit-new {CONF}",
+            "systemctl start corosync",
+            "systemctl start pacemaker",
+            "systemctl enable corosync pacemaker",
+        ], name
+    assert [o.outcome for o in res.outcomes] == ["changed", "changed"]
+
+
+def test_a_dry_run_sends_only_reads(lab: Params) -> None:
+    fakes = {n.name: node(n.name, b"old\n", active=True) for n in lab.nodes}
+    stage = corosync.CorosyncStage(lab)
+    run = driver.StageRun(stage, fakes, dry_run=True)
+    run.gather()
+    run.make_plan()
+    res = run.apply()
+    assert res.dry_run and all(o.outcome == "not applied" for o in res.outcomes)
+    for f in fakes.values():
+        assert f.writes == []
+        assert all(c.startswith(("for u in", "test -s")) for c in f.commands), f.commands
+
+
+def test_a_rejected_config_stops_before_any_live_file_changes_and_removes_the_staged_ones(lab: Params) -> None:
+    fakes = {n.name: node(n.name, b"old\n", active=True) for n in lab.nodes}
+    fakes["vm-node2"].fail_on.append(r"^corosync -t")
+    p = gather_plan(corosync.CorosyncStage(lab), fakes)
+    with pytest.raises(driver.StageFailed) as e:
+        driver.apply(p, fakes, dry_run=False, parallel=False)
+    err = e.value
+    assert err.node == "vm-node2" and err.exit_code == 1
+    assert err.changed == [f"vm-node1: write {CONF}.hakit-new sha256 {hashlib.sha256(want(lab)).hexdigest()[:12]}… root:root 0644",
+                           f"vm-node2: write {CONF}.hakit-new sha256 {hashlib.sha256(want(lab)).hexdigest()[:12]}… root:root 0644"]
+    for f in fakes.values():
+        assert not any("mv -f" in c or c.startswith("systemctl") for c in f.commands)
+        assert f.commands[-1] == f"rm -f {CONF}.hakit-new"  # the undo step
+    assert "clean-up after the failure" in str(err) and err.fields()["changed"] == err.changed
