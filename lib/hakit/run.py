@@ -24,7 +24,7 @@ from typing import Any
 from . import record, report, secretscan
 from .notebook import repo_root, resolve
 from .params import Params, load_params
-from .errors import HakitError
+from .errors import HakitError, load_error
 
 FAILOVER_NOTEBOOK = "07_failover_tests.ipynb"
 Progress = Callable[[str], None]
@@ -107,6 +107,10 @@ def describe_error(ename: str, evalue: str, params: Params) -> dict[str, Any]:
 
 
 def _failure_line(nb: str, err: dict[str, Any]) -> str:
+    if err.get("changed") is not None and err["command"]:
+        code = f"exit {err['exit_code']}" if err["exit_code"] is not None else "no exit code"
+        where = f" on {err['node']}" if err["node"] else ""
+        return f"stage {nb} failed{where}: `{err['command']}` ({code})\n  " + err["message"].replace("\n", "\n  ")
     if err["command"]:
         code = f"exit {err['exit_code']}" if err["exit_code"] is not None else "no exit code"
         head = f"stage {nb} failed on {err['node']}: `{err['command']}` ({code})"
@@ -217,7 +221,12 @@ def _execute(nb: Path, dst: Path, plan: Plan, rec_dir: Path, ipc_dir: str) -> di
             kernel_manager_class=_kernel_manager_class(ipc_dir),
         )
     except pm.PapermillExecutionError as e:
-        err = describe_error(e.ename, e.evalue, plan.params)
+        saved = load_error(rec_dir)  # the stage driver's structured error.json, when the stage got that far
+        if saved is not None:
+            err = {"ename": saved["type"], "message": saved["message"].strip(), "node": saved["node"],
+                   "command": saved["command"], "exit_code": saved["exit_code"], "changed": saved["changed"]}
+        else:
+            err = describe_error(e.ename, e.evalue, plan.params)
         err["cell"] = e.exec_count
         return err
     return None

@@ -84,7 +84,7 @@ class Sent:
     sha256: str | None = None
 
 
-Answer = Result | str | Callable[[str], Result]
+Answer = Result | str | Callable[[str], "Result | str"]
 
 
 @dataclass
@@ -121,7 +121,8 @@ class FakeRunner:
         else:
             for pattern, reply in self.script:
                 if re.search(pattern, cmd):
-                    res = reply(cmd) if callable(reply) else Result(reply, "", 0) if isinstance(reply, str) else reply
+                    got = reply(cmd) if callable(reply) else reply
+                    res = Result(got, "", 0) if isinstance(got, str) else got
                     break
         if res is None:
             if self.strict:
