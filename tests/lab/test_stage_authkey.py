@@ -19,6 +19,7 @@ from hakit.lab import Lab
 from hakit.params import Params, load_params
 from hakit.remote import Host
 from hakit.stages import authkey as stage
+from hakit.stages import driver
 from hakit.stages.authkey import AUTHKEY, COPY, FIX, GENERATE
 
 pytestmark = pytest.mark.lab
@@ -64,7 +65,7 @@ def perms(lab: Lab, node: str) -> str:
 
 def converge(hosts: dict[str, Host], params: Params, rotate_key: bool = False):
     p = stage.plan(params, stage.gather(hosts, params), rotate_key=rotate_key)
-    return p, stage.apply(hosts, params, p, dry_run=False)
+    return p, driver.apply(p, hosts, dry_run=False)
 
 
 def test_dry_run_on_a_fresh_lab_plans_a_key_and_touches_nothing(fresh, params, hosts):
@@ -72,7 +73,7 @@ def test_dry_run_on_a_fresh_lab_plans_a_key_and_touches_nothing(fresh, params, h
     assert [k.exists for k in facts.nodes.values()] == [False, False]
     p = stage.plan(params, facts)
     assert {c.node: c.action for c in p.changes} == {FIRST: GENERATE, SECOND: COPY}
-    result = stage.apply(hosts, params, p, dry_run=True)
+    result = driver.apply(p, hosts, dry_run=True)
     assert [(o.outcome, "dry run" in o.detail) for o in result.outcomes] == [("not applied", True)] * 2
     assert not any(k.exists for k in stage.gather(hosts, params).nodes.values())
     assert not stage.verify(hosts, params).ok
