@@ -196,3 +196,43 @@ def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root
                 w.writerow([f"{p.t - t0:.4f}", int(p.ok), p.node or "",
                             "" if p.latency is None else f"{p.latency:.4f}", p.error])
     return result, out
+
+
+def bench_stages(params_files: list[str], runs: int = 5, progress=_quiet) -> list[str]:
+    """Median time of a no-op re-run of stages 1-6 (gather, plan, apply, verify) per lab, nodes read in
+    parallel and one after another, side by side in one run. Builds the cluster first if it is not built."""
+    from .notebook import connect_nodes
+    from .stages import authkey, bonding, constraints, corosync, driver, properties, resources
+
+    lines = []
+    for f in params_files:
+        params = load_params(f)
+        lab = Lab(params, progress=progress)
+        lab.up()
+        stages = [bonding.BondingStage(params), authkey.AuthkeyStage(params), corosync.CorosyncStage(params),
+                  properties.PropertiesStage(params), resources.ResourcesStage(params),
+                  constraints.ConstraintsStage(params)]
+        hosts = connect_nodes(params)
+        try:
+            for st in stages:  # converge first (a no-op where it is built already)
+                driver.run_stage(st, hosts, dry_run=False)
+            times: dict[bool, list[float]] = {True: [], False: []}
+            changed = 0
+            for _ in range(runs):
+                for parallel in (True, False):
+                    driver.PARALLEL["on"] = parallel
+                    t0 = time.monotonic()
+                    for st in stages:
+                        r = driver.run_stage(st, hosts, dry_run=False)
+                        changed += bool(r.result and r.result.executed and r.result.changed)
+                    times[parallel].append(time.monotonic() - t0)
+        finally:
+            driver.PARALLEL["on"] = True
+            for h in hosts.values():
+                h.close()
+        med = {k: statistics.median(v) for k, v in times.items()}
+        lines.append(
+            f"{Path(f).name}: {len(params.nodes)} nodes, no-op re-run of stages 1-6: median {med[True]:.1f} s with "
+            f"nodes in parallel, {med[False]:.1f} s one after another ({runs} runs each, interleaved; "
+            f"{changed} stage runs changed anything)")
+    return lines

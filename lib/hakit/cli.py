@@ -126,6 +126,17 @@ def cmd_bench_lab(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_stages(args: argparse.Namespace) -> int:
+    from .bench import bench_stages
+
+    if args.runs < 1:
+        raise ValueError(f"--runs {args.runs}: use 1 or more")
+    files = [f.strip() for f in args.params.split(",") if f.strip()]
+    for line in bench_stages(files, runs=args.runs, progress=lambda m: print(m, flush=True)):
+        print(line, flush=True)
+    return 0
+
+
 def cmd_bench_failover(args: argparse.Namespace) -> int:
     from .bench import bench_failover
 
@@ -254,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--runs", type=int, default=5, help="runs per params file (median reported)")
     bl.add_argument("--cold", action="store_true", help="also time a cold image build into a scratch cache")
     bl.set_defaults(func=cmd_bench_lab)
+    bst = bsub.add_parser("stages", help="median time of a no-op re-run of stages 1-6, nodes in parallel and one "
+                                         "after another (brings the labs up and builds their clusters first)")
+    bst.add_argument("--params", default="params/lab.yaml,params/lab-3node.yaml", help="comma-separated params files")
+    bst.add_argument("--runs", type=int, default=5, help="runs per mode and params file (median reported)")
+    bst.set_defaults(func=cmd_bench_stages)
     bf = bsub.add_parser("failover", help="failover suite under each timing profile; prints median client downtime")
     bf.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file of a built lab cluster (default {DEFAULT_PARAMS})")
     bf.add_argument("--profiles", default="seed,fast", help="comma-separated timing profiles (default seed,fast)")

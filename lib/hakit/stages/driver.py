@@ -28,6 +28,9 @@ from .base import Plan, StageResult, Verification
 
 T = TypeVar("T")
 
+# Per-node reads and per-node operations run side by side; `bench stages` turns this off to compare.
+PARALLEL = {"on": True}
+
 
 class StageBlocked(HakitError, RuntimeError):
     """The plan found a node the stage cannot run on; nothing was changed anywhere."""
@@ -68,7 +71,7 @@ def per_node(hosts: Mapping[str, Runner], names: Iterable[str], fn: Callable[[Ru
              parallel: bool = True) -> dict[str, T]:
     """``fn(host)`` for each named node, concurrently; results in the order of ``names``."""
     names = list(names)
-    if not parallel or len(names) < 2:
+    if not (parallel and PARALLEL["on"]) or len(names) < 2:
         return {n: fn(hosts[n]) for n in names}
     with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
         futures = {n: pool.submit(fn, hosts[n]) for n in names}
@@ -107,7 +110,7 @@ def execute(plan: Plan, ctx: ApplyContext, parallel: bool = True) -> list[Execut
         groups: dict[str, list[Op]] = {}
         for op in phase:
             groups.setdefault(op.node, []).append(op)
-        if parallel and len(groups) > 1:
+        if parallel and PARALLEL["on"] and len(groups) > 1:
             with ThreadPoolExecutor(max_workers=min(8, len(groups))) as pool:
                 outs = list(pool.map(lambda ops: _run_node(ops, ctx), groups.values()))
         else:
