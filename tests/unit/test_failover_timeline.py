@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from hakit.facts.pacemaker import ClusterStatus, parse_crm_mon
-from hakit.failover import runner
+from hakit.failover import judge, runner
 from hakit.failover.timeline import (
     Downtime,
     Outage,
@@ -264,9 +264,9 @@ def test_not_healthy_when_nothing_runs(lab: Params) -> None:
 
 
 def test_signature_tells_layouts_apart() -> None:
-    a = runner._signature(_status("crm_mon-2node-resources.xml"))
-    assert a == runner._signature(_status("crm_mon-2node-resources.xml"))
-    assert a != runner._signature(_status("crm_mon-2node-peer-offline.xml"))
+    a = judge._signature(_status("crm_mon-2node-resources.xml"))
+    assert a == judge._signature(_status("crm_mon-2node-resources.xml"))
+    assert a != judge._signature(_status("crm_mon-2node-peer-offline.xml"))
 
 
 def test_detect_recover() -> None:
@@ -279,13 +279,13 @@ def test_detect_recover() -> None:
         ClusterSample(12.25, offline, "vm-node2"),  # first change; vip already on vm-node1
         ClusterSample(13.0, offline, "vm-node2"),
     ]
-    detect, recover = runner._detect_recover(None, cluster, 10.0, 20.0, base, "vm-node2", "vm-node1")  # type: ignore[arg-type]
+    detect, recover = judge.detect_recover(cluster, 10.0, 20.0, base, "vm-node1")
     assert detect == pytest.approx(2.25)
     assert recover == pytest.approx(2.25)
     # expected on the other node: detected, never recovered
-    detect, recover = runner._detect_recover(None, cluster, 10.0, 20.0, base, "vm-node1", "vm-node2")  # type: ignore[arg-type]
+    detect, recover = judge.detect_recover(cluster, 10.0, 20.0, base, "vm-node2")
     assert detect == pytest.approx(2.25)
     assert math.isnan(recover)
     # window ending before the change: neither
-    detect, recover = runner._detect_recover(None, cluster, 10.0, 12.0, base, "vm-node2", "vm-node1")  # type: ignore[arg-type]
+    detect, recover = judge.detect_recover(cluster, 10.0, 12.0, base, "vm-node1")
     assert math.isnan(detect) and math.isnan(recover)

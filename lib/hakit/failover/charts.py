@@ -26,7 +26,7 @@ def timelines(trials: list[Trial], title: str = "") -> plt.Figure:
     """One panel per scenario (its first trial): who answered the client, second by second."""
     firsts: dict[str, Trial] = {}
     for t in trials:
-        firsts.setdefault(t.row["scenario"], t)
+        firsts.setdefault(t.row.scenario, t)
     n = max(1, len(firsts))
     fig, axes = plt.subplots(n, 1, figsize=(10, 1.9 * n + 0.6), squeeze=False)
     for ax, (name, t) in zip(axes[:, 0], firsts.items()):
@@ -40,7 +40,7 @@ def timelines(trials: list[Trial], title: str = "") -> plt.Figure:
         ax.axvline(0, color="black", lw=1)
         ax.text(0, len(levels) + 0.35, " fault", fontsize=8)
         for key, color, label in (("detect_s", "tab:orange", "detected"), ("recover_s", "tab:blue", "recovered")):
-            v = t.row.get(key)
+            v = getattr(t.row, key)
             if v is not None and not math.isnan(v):
                 ax.axvline(v, color=color, lw=1, ls="--")
                 ax.text(v, len(levels) + 0.35, f" {label}", fontsize=8, color=color)
@@ -50,8 +50,8 @@ def timelines(trials: list[Trial], title: str = "") -> plt.Figure:
         ax.axvline(t.t_restore - t.t_inject, color="grey", lw=1, ls=":")
         ax.text(t.t_restore - t.t_inject, -0.6, " restore", fontsize=8, color="grey")
         ax.set_ylim(-0.8, len(levels) + 0.9)
-        verdict = "ok" if t.row["ok"] else "FAILED: " + t.row["problems"][:80]
-        ax.set_title(f"{name} ({t.row['profile']}): client downtime {t.row['downtime_s']:.2f} s, {verdict}",
+        verdict = "ok" if t.row.ok else "FAILED: " + t.row.problems[:80]
+        ax.set_title(f"{name} ({t.row.profile}): client downtime {t.row.downtime_s:.2f} s, {verdict}",
                      fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("seconds since the fault was injected")
     axes[0, 0].legend(loc="upper right", fontsize=7, markerscale=2)

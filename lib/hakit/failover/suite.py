@@ -1,0 +1,138 @@
+"""The failover notebook's work in one object: what will be broken, what bounds each outage,
+the run itself, its charts and its record (so notebook 07 is one call per cell)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .. import fencing, record
+from ..errors import ParamsError
+from ..lab import Lab
+from ..notebook import connect_nodes, repo_root
+from ..params import Params
+from ..profiles import Profile, get_profile
+from ..stages.base import StageResult
+from . import charts, runner
+from . import scenarios as catalogue
+from .profile import use_profile
+
+STAGE = "07 failover tests"
+
+
+def fence_delay_s(params: Params) -> float:
+    """The fence delay on the preferred node's device (every scenario starts there); 0 without fencing."""
+    if not params.pacemaker.stonith_enabled:
+        return 0.0
+    for r in fencing.stonith_resources(params):
+        if r.target == params.preferred_node:
+            return float(r.attributes.get("pcmk_delay_base", "0s").rstrip("s") or 0)
+    return 0.0
+
+
+def bounds(params: Params, prof: Profile) -> pd.DataFrame:
+    """The floor each scenario's outage cannot beat for this profile (before the service's own start)."""
+    r = prof.resources
+    detect = prof.failure_detection_ms(len(params.nodes)) / 1000
+    fenced = params.pacemaker.stonith_enabled
+    delay = fence_delay_s(params)
+    rows = [
+        ("node-crash", detect + delay, "corosync: token + consensus before the node is declared lost"
+         + (f"; then the {delay:.0f} s fence delay and the power-off" if fenced else "")),
+        ("corosync-kill", detect + delay, "same: the peer sees the node leave the membership"),
+        ("apache-crash", r.httpd_monitor, "worst case until the next httpd monitor notices (then a restart)"),
+        ("gateway-loss", r.ping_monitor + r.ping_dampen,
+         "ping monitor + dampen before pingd drops to 0 (the move comes after)"),
+        ("planned-move", 0, "no detection: stop on one node, start on the other"),
+        ("ring0-loss", 0, "knet moves corosync to ring1; pacemaker never notices"),
+        ("split-brain", 0, "the preferred node keeps the service: it fences its peer, which waits the delay"
+         if fenced else "nothing stops the second copy: both nodes serve"),
+        ("fence-failure", 60.0, "no recovery before the BMC is back (60 s here), then the next fencing attempt"),
+    ]
+    return pd.DataFrame(rows, columns=["scenario", "floor_s", "why"])
+
+
+@dataclass
+class FailoverSuite:
+    params: Params
+    scenarios: str = "default"
+    trials: int = 1
+    profile: str = ""
+    dry_run: bool = True
+    record_dir: str = ""
+    frame: pd.DataFrame = field(default_factory=pd.DataFrame)
+    done: list[runner.Trial] = field(default_factory=list)
+    result: StageResult | None = None
+    _figs: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.params.lab is None:
+            raise ParamsError("failover tests inject faults through the lab; this params file has no lab section")
+        if self.trials < 1:
+            raise ParamsError(f"trials={self.trials}: use 1 or more")
+        self.chosen = catalogue.select(self.scenarios, fencing=self.params.pacemaker.stonith_enabled)
+        self.prof = get_profile(self.profile or self.params.cluster.profile)
+
+    def __str__(self) -> str:
+        return f"profile {self.prof.name}: {self.prof.summary}; fencing: {self.params.pacemaker.stonith_enabled}"
+
+    def catalogue(self) -> pd.DataFrame:
+        return pd.DataFrame([{"scenario": s.name, "fault": s.summary, "expected": s.expected} for s in self.chosen])
+
+    def bounds(self) -> pd.DataFrame:
+        return bounds(self.params, self.prof)
+
+    def run(self) -> pd.DataFrame:
+        """Dry run: say what would run. Otherwise switch the cluster to the profile and run every trial."""
+        res = StageResult(STAGE, dry_run=self.dry_run)
+        if self.dry_run:
+            res.add("cluster", "not applied",
+                    f"dry run; would run {len(self.chosen)} scenario(s) x {self.trials} trial(s)")
+            self.result = res
+            return self.frame
+        hosts = connect_nodes(self.params)
+        try:
+            save_dir = Path(self.record_dir) if self.record_dir else repo_root() / "runs" / "manual-failover"
+            for line in use_profile(hosts, self.params, self.prof.name, save_dir):
+                print(line, flush=True)
+        finally:
+            for h in hosts.values():
+                h.close()
+        lab = Lab(self.params, progress=lambda _m: None)
+        self.frame, self.done = runner.run_suite(lab, self.params, self.chosen, self.trials, self.prof.name,
+                                                 progress=lambda m: print(m, flush=True))
+        bad = int((~self.frame["ok"]).sum())
+        res.add("cluster", "failed" if bad else "unchanged",
+                f"{len(self.frame)} trial(s), {bad} broke a correctness rule; the cluster was restored after each")
+        self.result = res
+        return self.frame
+
+    def timelines(self):
+        if self.done and "timelines.png" not in self._figs:
+            self._figs["timelines.png"] = charts.timelines(self.done, f"profile {self.prof.name}")
+        return self._figs.get("timelines.png")
+
+    def downtime(self):
+        if not self.frame.empty and "downtime.png" not in self._figs:
+            self._figs["downtime.png"] = charts.downtime_plot(self.frame)
+        return self._figs.get("downtime.png")
+
+    def medians(self) -> pd.DataFrame:
+        return runner.medians(self.frame) if not self.frame.empty else pd.DataFrame()
+
+    def save(self) -> record.StageRecord:
+        if self.result is None:
+            self.run()
+        assert self.result is not None
+        artifacts: dict[str, object] = {}
+        if not self.frame.empty:
+            artifacts = {"failover.csv": self.frame, "medians.csv": self.medians(),
+                         "timelines.png": self.timelines(), "downtime.png": self.downtime()}
+        return record.save(self.result, self.record_dir, artifacts=artifacts)
+
+    def raise_if_failed(self) -> None:
+        if not self.frame.empty and not self.frame["ok"].all():
+            bad = self.frame[~self.frame["ok"]]
+            raise runner.TrialFailed("; ".join(f"{r.scenario} #{r.trial}: {r.problems}" for r in bad.itertuples()))

@@ -1,0 +1,122 @@
+"""Judging a trial is pure: observations in, broken rules out (what a trial's CSV row says)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hakit.facts.pacemaker import FenceEvent, parse_crm_mon
+from hakit.failover import scenarios
+from hakit.failover.judge import Observation, judge, trial_row
+from hakit.failover.timeline import ProbeSample
+from hakit.failover.watch import ArpSample, ClusterSample
+
+CAP = Path(__file__).parent / "fixtures" / "captured"
+BASE = parse_crm_mon((CAP / "crm_mon-2node-resources.xml").read_text())
+A, B = "vm-node1", "vm-node2"
+MAC1, MAC2 = "52:54:00:00:00:01", "52:54:00:00:00:02"
+
+
+def scenario(name: str) -> scenarios.Scenario:
+    (s,) = scenarios.select(name)
+    return s
+
+
+def probes(until_fault_node: str, after_node: str | None, gap: tuple[float, float], end: float = 20.0):
+    """A 25 Hz probe stream: served by one node before the fault at t=10, nothing in ``gap``, then the other."""
+    out, t = [], 8.0
+    while t < end:
+        if t < 10.0:
+            out.append(ProbeSample(t, True, until_fault_node))
+        elif gap[0] <= t < gap[1]:
+            out.append(ProbeSample(t, False, None, error="timed out"))
+        else:
+            out.append(ProbeSample(t, after_node is not None, after_node))
+        t += 0.04
+    return out
+
+
+def obs(name: str, fencing: bool, **kw) -> Observation:
+    scn = scenario(name)
+    expected = scn.expected_node(A, B)
+    o = Observation(scn, fencing, A, B, expected, scn.fenced_node(fencing, A, B), BASE,
+                    t_inject=10.0, t_restore=20.0)
+    o.probes = probes(A, expected, (10.0, 13.0))
+    o.arp = [ArpSample(9.0 + i, frozenset({MAC1 if i < 2 else MAC2})) for i in range(10)]
+    for k, v in kw.items():
+        setattr(o, k, v)
+    return o
+
+
+def fence(target: str, status: str = "success", at: float = 1.0) -> FenceEvent:
+    return FenceEvent(target, "off", status, B, B, at)
+
+
+def test_a_clean_fenced_node_crash_passes_and_its_row_counts_the_outage() -> None:
+    o = obs("node-crash", True, fences=[fence(A)])
+    assert judge(o) == []
+    row = trial_row(o, [], "fast", 1)
+    assert row.ok and row.fenced == A and row.served_before == A and row.served_after == B
+    assert row.downtime_s == pytest.approx(3.0, abs=0.05) and row.failed_probes == 75 and row.outages == 1
+
+
+def test_two_macs_for_the_vip_is_a_split_brain() -> None:
+    o = obs("node-crash", True, fences=[fence(A)])
+    o.arp.append(ArpSample(12.0, frozenset({MAC1, MAC2})))
+    assert any("split brain" in p for p in judge(o))
+    assert trial_row(o, judge(o), "fast", 1).dual_vip_samples == 1
+
+
+def test_no_fence_and_the_wrong_node_fenced_are_both_named() -> None:
+    assert any("never fenced" in p for p in judge(obs("node-crash", True, fences=[])))
+    problems = judge(obs("node-crash", True, fences=[fence(A), fence(B)]))
+    assert any(f"fenced {B}" in p for p in problems)
+
+
+def test_served_by_the_wrong_node_at_the_end() -> None:
+    o = obs("node-crash", True, fences=[fence(A)])
+    o.probes = probes(A, A, (10.0, 13.0))
+    assert any(f"served by {A} at the end of the fault, expected {B}" in p for p in judge(o))
+
+
+def test_an_outage_where_none_is_expected() -> None:
+    o = obs("ring0-loss", False)
+    o.probes = probes(A, A, (10.0, 10.5))
+    assert any("where no outage was expected" in p for p in judge(o))
+
+
+def test_apache_crash_wants_its_failcount() -> None:
+    o = obs("apache-crash", True, httpd_failcount=0)
+    o.probes = probes(A, o.expected, (10.0, 11.0))
+    assert o.scenario.failcount_httpd == 1
+    assert any(f"httpd failcount on {A} is 0, expected 1" in p for p in judge(o))
+    o.httpd_failcount = 1
+    assert not any("failcount" in p for p in judge(o))
+
+
+def test_fence_failure_must_not_serve_before_the_bmc_returns() -> None:
+    o = obs("fence-failure", True, fences=[fence(A, "failed", 0.5), fence(A)], t_heal=15.0)
+    o.probes = probes(A, B, (10.0, 16.0))
+    assert judge(o) == []
+    o.probes = probes(A, B, (10.0, 12.0))  # served at +2 s, before the second step at +5 s
+    assert any("before the second step" in p for p in judge(o))
+    # the captured status has the VIP on vm-node1: judged from vm-node1's side as "the other node"
+    started = parse_crm_mon((CAP / "crm_mon-2node-resources.xml").read_text())
+    assert started.running_on("vip") == [A]
+    o.probes, o.other = probes(A, B, (10.0, 16.0)), A
+    o.cluster = [ClusterSample(12.0, started, B)]
+    assert any(f"{A} started the VIP 2.0 s after the fault" in p for p in judge(o))
+    o.cluster, o.other, o.fences = [], B, [fence(A)]
+    assert any("no failed fencing attempt" in p for p in judge(o))
+
+
+def test_bounds_follow_profile_and_fence_delay(lab) -> None:
+    from hakit.failover.suite import bounds, fence_delay_s
+    from hakit.profiles import get_profile
+
+    b = bounds(lab, get_profile("fast")).set_index("scenario")["floor_s"]
+    delay = fence_delay_s(lab)
+    assert delay == (5.0 if lab.pacemaker.stonith_enabled else 0.0)
+    assert b["node-crash"] == pytest.approx(2.2 + delay) and b["ring0-loss"] == 0
+    assert b["apache-crash"] == get_profile("fast").resources.httpd_monitor
