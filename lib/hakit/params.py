@@ -227,9 +227,10 @@ class Fencing(Strict):
 class Pacemaker(Strict):
     """Cluster-wide pacemaker choices (stage 4) and where the service prefers to run (stage 6).
 
-    The article turns fencing off and ignores quorum loss; those are the
-    defaults here so the lab reproduces it, and notebook 04 explains why
-    production should fence. ``fencing`` is where a fence device slots in.
+    The defaults are the article's (no fencing, quorum loss ignored), so a params
+    file that says nothing gets the article's cluster; the shipped labs set
+    ``stonith_enabled: true`` with ``fencing``, and notebook 04 explains why
+    production must fence.
     """
 
     stonith_enabled: bool = Field(default=False, description="pacemaker property stonith-enabled")

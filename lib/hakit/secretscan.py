@@ -20,9 +20,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from .paths import AUTHKEY
+
 PIECE = 16  # characters (or bytes) per searched piece of a long encoded secret
 MIN_SECRET = 4  # shorter params secrets cannot be searched for without false alarms
-AUTHKEY = "/etc/corosync/authkey"
 SECRET_FILE_RE = re.compile(r"(password|secret|token)_file$")
 
 

@@ -6,7 +6,7 @@ CIB XML element pacemaker stores. IDs follow crmsh's own naming
 (``vip-instance_attributes-ip``, ``vip-monitor-10s``), so ``crm configure show``
 on a cluster built here reads like the text we show.
 
-``merge`` (in ``hakit.cib``) places these elements into a live CIB.
+``hakit.cib.plan`` places these elements into a copy of the live CIB (by id, in place).
 """
 
 from __future__ import annotations

@@ -18,12 +18,12 @@ import pandas as pd
 from ..errors import HakitError
 from ..ops import ApplyContext, Barrier, Command, CopySecretFile, Op, remote_sha256, short
 from ..params import Params
+from ..paths import AUTHKEY
 from ..runner import RemoteError, Runner
 from .base import Plan, Verification
 from .driver import per_node
 
 STAGE = "02 authkey"
-AUTHKEY = "/etc/corosync/authkey"
 OWNER = "root:root"
 MODE = 0o400
 # knet (corosync 3) accepts keys of 128..4096 bytes; corosync-keygen makes 256 by default.

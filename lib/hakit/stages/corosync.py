@@ -21,6 +21,7 @@ from ..facts.pacemaker import CRM_MON
 from ..facts.systemd import state_of, unit_states
 from ..ops import Barrier, Command, Systemctl, WriteFile
 from ..params import Params
+from ..paths import AUTHKEY, COROSYNC_CONF
 from ..profiles import Profile, get_profile
 from ..render.corosync import render_corosync_conf
 from ..runner import Runner
@@ -28,8 +29,7 @@ from .base import Check, Plan, Verification
 from .driver import per_node
 
 STAGE = "03 corosync rings"
-CONF = "/etc/corosync/corosync.conf"
-AUTHKEY = "/etc/corosync/authkey"
+CONF = COROSYNC_CONF
 
 
 @dataclass(frozen=True)
