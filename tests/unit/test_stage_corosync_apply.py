@@ -67,19 +67,72 @@ def test_converged_nodes_plan_nothing_and_a_real_apply_sends_nothing(lab: Params
     assert [o.outcome for o in res.outcomes] == ["unchanged", "unchanged"] and res.executed == []
 
 
-def test_drifted_timing_on_a_running_cluster_restarts_every_node_together(lab: Params) -> None:
+def test_a_timing_change_on_a_running_cluster_is_a_runtime_reload_without_restart(lab: Params) -> None:
     fakes = {n.name: node(n.name, want(lab, "seed"), active=True) for n in lab.nodes}
+    for f in fakes.values():
+        f.answer(r"corosync-cmapctl -g runtime.config.totem.token", "runtime.config.totem.token (u32) = 1000\n")
+        f.answer(r"corosync-cmapctl -g runtime.config.totem.consensus", "runtime.config.totem.consensus (u32) = 1200\n")
     p = gather_plan(corosync.CorosyncStage(lab, profile="fast"), fakes)
+    assert any(n.startswith("class: runtime change, no outage (totem.consensus 3600 -> 1200; totem.token 3000 -> 1000)")
+               for n in p.notes), p.notes
+    prog = p.program()
+    assert not any("systemctl" in line for line in prog), prog
+    assert prog[-7:] == [
+        "--- barrier: the new file is installed on every node ---",
+        "vm-node1  corosync-cfgtool -R",
+        "--- barrier: every node reloaded ---",
+        "vm-node1  check runtime.config.totem.token = 1000", "vm-node1  check runtime.config.totem.consensus = 1200",
+        "vm-node2  check runtime.config.totem.token = 1000", "vm-node2  check runtime.config.totem.consensus = 1200"]
+    res = driver.apply(p, fakes, dry_run=False)
+    assert res.executed[-4:] == [line for line in prog if not line.startswith("---")][-4:]
+    assert [o.outcome for o in res.outcomes] == ["changed", "changed"]
+    assert fakes["vm-node2"].commands.count("corosync-cfgtool -R") == 0  # one reload reaches every node
+
+
+def test_a_reload_that_did_not_take_effect_fails_naming_the_installed_files(lab: Params) -> None:
+    fakes = {n.name: node(n.name, want(lab, "seed"), active=True) for n in lab.nodes}
+    for f in fakes.values():
+        f.answer(r"corosync-cmapctl", "runtime.config.totem.token (u32) = 3000\n")
+    p = gather_plan(corosync.CorosyncStage(lab, profile="fast"), fakes)
+    with pytest.raises(driver.StageFailed, match="runs with totem.token = 3000, not 1000") as e:
+        driver.apply(p, fakes, dry_run=False, parallel=False)
+    assert "vm-node1: corosync-cfgtool -R" in e.value.changed
+
+
+def test_a_change_that_needs_a_restart_is_refused_without_allow_restart(lab: Params) -> None:
+    old = want(lab).replace(b"cluster_name: hakit-lab", b"cluster_name: other")
+    fakes = {n.name: node(n.name, old, active=True) for n in lab.nodes}
+    p = gather_plan(corosync.CorosyncStage(lab), fakes)
+    assert p.ops == [] and "totem.cluster_name" in p.blocked["cluster"]
+    assert "stops the service for about" in p.blocked["cluster"] and "allow_restart=True" in p.blocked["cluster"]
+    with pytest.raises(driver.StageBlocked):
+        driver.apply(p, fakes, dry_run=False)
+    assert all(f.writes == [] for f in fakes.values())
+
+
+def test_with_allow_restart_every_node_stops_before_any_starts(lab: Params) -> None:
+    old = want(lab).replace(b"cluster_name: hakit-lab", b"cluster_name: other")
+    fakes = {n.name: node(n.name, old, active=True) for n in lab.nodes}
+    p = gather_plan(corosync.CorosyncStage(lab, allow_restart=True), fakes)
     stops = [o for o in p.ops if isinstance(o, corosync.Systemctl) and o.verb == "stop"]
     assert [(o.node, o.units) for o in stops] == [
         ("vm-node1", ("pacemaker",)), ("vm-node1", ("corosync",)), ("vm-node2", ("pacemaker",)), ("vm-node2", ("corosync",))]
-    assert any("service is down" in n for n in p.notes)
-    # every stop comes after every install, every pacemaker start after every corosync start
+    assert any(n.startswith("class: full restart, allowed: this change stops the service") for n in p.notes)
     prog = p.program()
     last_install = max(i for i, line in enumerate(prog) if "mv -f" in line)
     assert all(prog.index(f"{n}  systemctl stop pacemaker") > last_install for n in ("vm-node1", "vm-node2"))
     first_pm = min(i for i, line in enumerate(prog) if line.endswith("systemctl start pacemaker"))
     assert all(i < first_pm for i, line in enumerate(prog) if line.endswith("systemctl start corosync"))
+
+
+def test_conf_changes_compare_key_by_key() -> None:
+    a = "totem {\n token: 1000\n interface {\n linknumber: 0\n knet_link_priority: 2\n }\n}\n"
+    b = "# comment\ntotem {\n interface {\n knet_link_priority: 1\n linknumber: 0\n }\n token: 1000 # same\n}\n"
+    (c,) = corosync.conf_changes(a, b)
+    assert (c.key, c.old, c.new, c.runtime) == ("totem.interface[0].knet_link_priority", "2", "1", False)
+    assert corosync.conf_changes(a, a) == []
+    (t,) = corosync.conf_changes(a, a.replace("1000", "3000"))
+    assert t.runtime and str(t) == "totem.token 1000 -> 3000"
 
 
 def test_missing_authkey_blocks_before_anything_is_sent(lab: Params) -> None:
@@ -116,7 +169,7 @@ def test_apply_sends_exactly_the_planned_operations_in_order(lab: Params, parall
 
 def test_a_dry_run_sends_only_reads(lab: Params) -> None:
     fakes = {n.name: node(n.name, b"old\n", active=True) for n in lab.nodes}
-    stage = corosync.CorosyncStage(lab)
+    stage = corosync.CorosyncStage(lab, allow_restart=True)
     run = driver.StageRun(stage, fakes, dry_run=True)
     run.gather()
     run.make_plan()
@@ -130,7 +183,7 @@ def test_a_dry_run_sends_only_reads(lab: Params) -> None:
 def test_a_rejected_config_stops_before_any_live_file_changes_and_removes_the_staged_ones(lab: Params) -> None:
     fakes = {n.name: node(n.name, b"old\n", active=True) for n in lab.nodes}
     fakes["vm-node2"].fail_on.append(r"^corosync -t")
-    p = gather_plan(corosync.CorosyncStage(lab), fakes)
+    p = gather_plan(corosync.CorosyncStage(lab, allow_restart=True), fakes)
     with pytest.raises(driver.StageFailed) as e:
         driver.apply(p, fakes, dry_run=False, parallel=False)
     err = e.value

@@ -316,3 +316,37 @@ def _member_row(line: str, columns: list[str], no: int, raw: str) -> QuorumMembe
 # The facts (command + parser) the stages read through `facts.base.read`.
 CFGTOOL_STATUS: Fact[LinkReport] = Fact("knet links", CFGTOOL, parse_cfgtool_status)
 QUORUM_STATUS: Fact[QuorumReport] = Fact("quorum", QUORUMTOOL, parse_quorumtool_status)
+
+
+def parse_conf(text: str) -> dict[str, str]:
+    """corosync.conf -> flat ``section.key`` -> value (comments dropped).
+
+    Repeated sections are told apart by their own key: ``totem.interface[0].knet_link_priority``
+    (by ``linknumber``) and ``nodelist.node[2].ring0_addr`` (by ``nodeid``), so two files compare
+    key by key whatever their order. Raises FactParseError on unbalanced braces or a stray line.
+    """
+    stack: list[tuple[str, dict[str, str]]] = [("", {})]
+    out: dict[str, str] = {}
+    for no, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.endswith("{"):
+            stack.append((line[:-1].strip(), {}))
+        elif line == "}":
+            if len(stack) == 1:
+                raise FactParseError("corosync.conf", "'}' without an open section", no, raw)
+            name, items = stack.pop()
+            ident = items.get("linknumber") or items.get("nodeid")
+            prefix = ".".join([s for s, _ in stack[1:]] + [f"{name}[{ident}]" if ident is not None and name in
+                                                          ("interface", "node") else name])
+            for k, v in items.items():
+                out[f"{prefix}.{k}"] = v
+        elif ":" in line:
+            key, _, value = line.partition(":")
+            stack[-1][1][key.strip()] = value.strip()
+        else:
+            raise FactParseError("corosync.conf", "neither 'key: value', 'section {' nor '}'", no, raw)
+    if len(stack) != 1:
+        raise FactParseError("corosync.conf", f"section {stack[-1][0]!r} is not closed")
+    return out

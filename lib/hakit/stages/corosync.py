@@ -11,15 +11,16 @@ import html
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pandas as pd
 
 from ..facts.base import Fact, read
-from ..facts.corosync import CFGTOOL, CFGTOOL_STATUS, QUORUM_STATUS, QUORUMTOOL
+from ..facts.corosync import CFGTOOL, CFGTOOL_STATUS, QUORUM_STATUS, QUORUMTOOL, parse_conf
 from ..facts.errors import FactParseError
 from ..facts.pacemaker import CRM_MON
 from ..facts.systemd import state_of, unit_states
-from ..ops import Barrier, Command, Systemctl, WriteFile
+from ..ops import CLUSTER, ApplyContext, Barrier, Command, Op, OperationError, Systemctl, WriteFile
 from ..params import Params
 from ..paths import AUTHKEY, COROSYNC_CONF
 from ..profiles import Profile, get_profile
@@ -89,7 +90,63 @@ UNITS = ("corosync", "pacemaker")
 SERVICES = unit_states(*UNITS)
 HAS_AUTHKEY = Fact("authkey present", f"test -s {AUTHKEY} && echo key || echo nokey", lambda out: out.split() == ["key"])
 STAGED = f"{CONF}.hakit-new"
+# A full restart of the 2-node lab cluster, corosync stop to the service answering again (see README).
+RESTART_OUTAGE_S = 30
 PREV = f"{CONF}.hakit-prev"
+
+
+# Options corosync applies at runtime on `corosync-cfgtool -R` (every node reloads its file); each is
+# checked after the reload in `runtime.config.totem.<key>` (seen on the lab's corosync 3.1).
+RUNTIME_TOTEM = ("token", "consensus", "join", "max_messages", "token_retransmits_before_loss_const")
+RUNTIME_PREFIXES = ("logging.",)  # logging options reload too and need no agreement
+
+
+@dataclass(frozen=True)
+class ConfChange:
+    key: str
+    old: str | None
+    new: str | None
+
+    @property
+    def runtime(self) -> bool:
+        return self.key in {f"totem.{k}" for k in RUNTIME_TOTEM} or self.key.startswith(RUNTIME_PREFIXES)
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.old if self.old is not None else '(unset)'} -> {self.new if self.new is not None else '(unset)'}"
+
+
+def conf_changes(old_text: str, new_text: str) -> list[ConfChange]:
+    """Pure: the options that differ between two corosync.conf texts, key by key (comments ignored)."""
+    old, new = parse_conf(old_text), parse_conf(new_text)
+    return [ConfChange(k, old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def _changes(old_text: str, new_text: str) -> list[ConfChange]:
+    try:
+        return conf_changes(old_text, new_text)
+    except FactParseError:  # a live file corosync itself may not read: only a restart is certain
+        return [ConfChange("(the live file, which does not parse as corosync.conf)", None, None)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpectRuntime(Op):
+    """Read-only: corosync runs with this totem value now (``corosync-cmapctl -g runtime.config.totem.<key>``)."""
+
+    key: str
+    value: str
+    mutates: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        return f"check runtime.config.totem.{self.key} = {self.value}"
+
+    def execute(self, ctx: ApplyContext) -> str:
+        out = ctx.host(self.node).run(["corosync-cmapctl", "-g", f"runtime.config.totem.{self.key}"]).stdout
+        got = out.rsplit("=", 1)[-1].strip()
+        if got != self.value:
+            raise OperationError(f"{self.node}: after the reload corosync runs with totem.{self.key} = {got}, "
+                                 f"not {self.value}; the files are installed: run `corosync-cfgtool -R` again "
+                                 "or restart corosync on every node together")
+        return f"totem.{self.key} = {got} at runtime"
 
 
 def _gather_node(h: Runner) -> NodeFacts:
@@ -113,13 +170,16 @@ def gather(hosts: Mapping[str, Runner], params: Params) -> CorosyncFacts:
     return CorosyncFacts(per_node(hosts, [n.name for n in params.nodes], _gather_node))
 
 
-def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None) -> Plan:
+def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, allow_restart: bool = False) -> Plan:
     """Pure: the operations that make every node run the rendered config with both services up.
 
     Order: stage and check the new file on every node that gets it (``corosync -t``), a barrier,
-    install it (keeping the previous one), then, if it changed under a running cluster, stop
-    pacemaker and corosync everywhere (nodes with different ring or crypto settings cannot talk),
-    start corosync everywhere before pacemaker anywhere, and enable both at boot.
+    install it (keeping the previous one). Under a running cluster the change is classed by
+    what corosync allows: options it applies at runtime get one ``corosync-cfgtool -R`` and a
+    check of the runtime values (no outage); anything else needs every node restarted together
+    (nodes with different ring or crypto settings cannot talk), which is refused unless
+    ``allow_restart``. Then corosync starts everywhere before pacemaker anywhere, and both are
+    enabled at boot.
     """
     profile = get_profile(profile_name or params.cluster.profile)
     want = desired_conf(params, profile)
@@ -149,16 +209,44 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None) 
             p.ops.append(Command(
                 node=f.node, argv=f"if [ -f {CONF} ]; then cp -p {CONF} {PREV}; fi; mv -f {STAGED} {CONF}",
                 label=f"install {CONF}", reason=f"the checked file replaces the live one (previous kept as {PREV})"))
-    restart = bool(writes) and any(f.corosync_active or f.pacemaker_active for f in nodes)
+    running = [f for f in nodes if f.corosync_active or f.pacemaker_active]
+    changes = {f.node: _changes(f.conf_text, want) for f in writes if f.conf_text is not None}
+    reload = bool(writes) and bool(running) and len(changes) == len(writes) and all(
+        c.runtime for cs in changes.values() for c in cs)
+    restart = bool(writes) and bool(running) and not reload
+    if reload:
+        keys = sorted({c.key for cs in changes.values() for c in cs})
+        what = "; ".join(str(c) for c in changes[writes[0].node])
+        p.notes.append(f"class: runtime change, no outage ({what}): every node reloads the file on one "
+                       "`corosync-cfgtool -R`")
+        p.ops.append(Barrier(text="the new file is installed on every node"))
+        p.ops.append(Command(node=running[0].node, argv=("corosync-cfgtool", "-R"),
+                             label="reload corosync.conf on every node (corosync-cfgtool -R)",
+                             reason=f"{', '.join(keys)} change at runtime; corosync reloads on every node at once"))
+        p.ops.append(Barrier(text="every node reloaded"))
+        for f in running:
+            for k in RUNTIME_TOTEM:
+                if f"totem.{k}" in keys:
+                    p.ops.append(ExpectRuntime(node=f.node, key=k, value=parse_conf(want)[f"totem.{k}"],
+                                               reason="the reload took effect"))
     if restart:
+        why_keys = sorted({c.key for cs in changes.values() for c in cs if not c.runtime}) or ["(a node has no file)"]
+        message = (f"this change stops the service for about {RESTART_OUTAGE_S} s: corosync and pacemaker stop on "
+                   f"every node and start again, because {', '.join(why_keys)} cannot change at runtime and "
+                   "every node must agree")
+        if not allow_restart:
+            p.blocked[CLUSTER] = message + ". Nothing was changed; run with allow_restart=True to accept the outage"
+            p.notes.append("class: full restart (refused without allow_restart)")
+            p.ops.clear()
+            p.undo.clear()
+            return p
+        p.notes.append(f"class: full restart, allowed: {message}")
         p.ops.append(Barrier(text="the new config is installed on every node"))
         why = "the config changed while the cluster runs: all nodes restart together"
         for f in nodes:
             p.ops.append(Systemctl(node=f.node, verb="stop", units=("pacemaker",), timeout=180, reason=why))
             p.ops.append(Systemctl(node=f.node, verb="stop", units=("corosync",), timeout=180, reason=why))
         p.ops.append(Barrier(text="pacemaker and corosync stopped on every node"))
-        p.notes.append("the config changed under a running cluster: corosync and pacemaker stop on every node "
-                       "and start again, so the service is down for the restart")
         start = nodes
     else:
         start = [f for f in nodes if not (f.corosync_active and f.pacemaker_active)]
@@ -184,16 +272,17 @@ class CorosyncStage:
 
     name = STAGE
 
-    def __init__(self, params: Params, profile: str | None = None, wait_s: float = 60):
+    def __init__(self, params: Params, profile: str | None = None, wait_s: float = 60, allow_restart: bool = False):
         self.params = params
         self.profile = get_profile(profile or params.cluster.profile)
         self.wait_s = wait_s
+        self.allow_restart = allow_restart
 
     def gather(self, hosts: Mapping[str, Runner]) -> CorosyncFacts:
         return gather(hosts, self.params)
 
     def plan(self, facts: CorosyncFacts) -> Plan:
-        return plan(self.params, facts, self.profile.name)
+        return plan(self.params, facts, self.profile.name, allow_restart=self.allow_restart)
 
     def verify(self, hosts: Mapping[str, Runner], wait: bool = True) -> Verification:
         return verify(hosts, self.params, wait_s=self.wait_s if wait else 0)
