@@ -38,7 +38,7 @@ def test_profile_switch_reloads_at_runtime_and_the_service_stays_up(cluster2) ->
             fast = switch(hosts, params, "fast")
             assert {runtime(h, "token") for h in hosts.values()} == {"1000"}
             assert {runtime(h, "consensus") for h in hosts.values()} == {"1200"}
-        samples = probe.snapshot() if hasattr(probe, "snapshot") else probe.samples
+        samples = probe.snapshot()
         assert len(samples) > 25 and [s for s in samples if not s.ok] == [], "a probe failed during the reload"
         assert main_pids(hosts) == before, "corosync restarted"
         assert fast.result is not None and "vm-node1  corosync-cfgtool -R" in fast.result.executed
