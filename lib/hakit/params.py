@@ -32,6 +32,17 @@ LAB_ID_RE = re.compile(r"^[a-z][a-z0-9]{0,3}$")
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_blank_strings(cls, data: object) -> object:
+        """A key given with an empty or blank value is a mistake, never "use the default": say which."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if isinstance(value, str) and not value.strip():
+                    raise ValueError(f"{key} is {'empty' if not value else 'only white space'}; give a value "
+                                     "or leave the key out for its default (if it has one)")
+        return data
+
 
 def _check_iface(value: str) -> str:
     if not IFACE_RE.match(value):
@@ -478,6 +489,26 @@ def _format_error(source: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A key given twice in one mapping: YAML would silently keep the later value."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, but a key given twice in one mapping is an error naming the key and both lines."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:  # type: ignore[override]
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DuplicateKeyError(
+                    f"key {key!r} is given twice in one section (lines {seen[key]} and {line}); "
+                    "YAML would silently keep the later one: remove or rename one of them")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_params(data: object, source: str = "params") -> Params:
     """Validate already-loaded YAML data; raise ParamsError with a readable message."""
     if not isinstance(data, dict):
@@ -498,7 +529,9 @@ def load_params(path: str | Path) -> Params:
     except OSError as e:
         raise ParamsError(f"params file {str(p)!r} cannot be read: {e.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKeyError as e:
+        raise ParamsError(f"params file {str(p)!r}: {e}") from None
     except yaml.YAMLError as e:
         raise ParamsError(f"params file {str(p)!r} is not valid YAML: {e}") from None
     return parse_params(data, str(p))

@@ -167,3 +167,59 @@ def test_run_with_bad_params_raises_params_error_and_contacts_no_host(tmp_path, 
     assert "vip.address 198.51.100.100 is outside the subnet 192.0.2.0/24" in str(e.value)
     assert not out.exists(), "no run folder for a run that never started"
     assert contacts == [], "no host contacted and no progress reported"
+
+
+# ---- a key given twice, an empty value: refused before any host is touched (issue #18)
+
+
+def test_a_key_given_twice_is_refused_naming_the_key_and_both_lines(tmp_path: Path):
+    text = (ROOT / "params" / "lab.yaml").read_text()
+    assert "\nvip:\n" in text
+    f = tmp_path / "dup.yaml"
+    f.write_text(text + "\nvip:\n  address: 10.77.1.200\n")
+    with pytest.raises(ParamsError) as e:
+        load_params(f)
+    first = text.splitlines().index("vip:") + 1
+    last = len(text.splitlines()) + 2
+    assert f"key 'vip' is given twice in one section (lines {first} and {last})" in str(e.value)
+
+
+def test_a_nested_duplicate_key_is_refused_too(tmp_path: Path):
+    text = (ROOT / "params" / "lab.yaml").read_text()
+    f = tmp_path / "dup2.yaml"
+    f.write_text(text.replace("  name: hakit-lab", "  name: hakit-lab\n  name: other", 1))
+    assert "name: other" in f.read_text()
+    with pytest.raises(ParamsError, match="key 'name' is given twice"):
+        load_params(f)
+
+
+def test_the_same_key_in_two_sections_is_fine():
+    assert load_params(ROOT / "params" / "lab.yaml").cluster.name == "hakit-lab"  # `name` also under nodes
+
+
+@pytest.mark.parametrize("value, word", [("", "empty"), ("   ", "only white space")])
+@pytest.mark.parametrize("path", [("cluster", "name"), ("cluster", "profile"), ("ssh", "user"), ("lab", "id")])
+def test_an_empty_value_is_refused_naming_the_field(path, value, word):
+    d = data()
+    d.setdefault(path[0], {})[path[1]] = value
+    msg = bad(d)
+    assert f"{path[0]}: {path[1]} is {word}; give a value" in msg, msg
+
+
+def test_an_empty_node_name_is_refused():
+    d = data()
+    d["nodes"][0]["name"] = ""
+    assert "nodes.0: name is empty; give a value" in bad(d)
+
+
+def test_a_refused_file_means_no_login(tmp_path: Path, monkeypatch):
+    """Nothing connects when the params are refused: the SSH layer is never reached."""
+    from hakit import remote
+
+    calls = []
+    monkeypatch.setattr(remote.Host, "open", lambda self: calls.append(self.name))
+    f = tmp_path / "dup.yaml"
+    f.write_text((ROOT / "params" / "lab.yaml").read_text() + "\nvip:\n  address: 10.77.1.200\n")
+    with pytest.raises(ParamsError):
+        run(str(f), stages="2")
+    assert calls == []
