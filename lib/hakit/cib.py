@@ -32,8 +32,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hakit.remote import Host, Result
 from hakit.render.cib import BOOTSTRAP_SET, RSC_DEFAULTS_SET, Bundle, Item, Property, RscDefault
+from hakit.runner import Result
+from hakit.runner import Runner as Host  # any runner: SSH, local or a test fake
+
+from .errors import HakitError
 
 # Attributes of <cib> that change without anyone editing the configuration.
 VERSION_ATTRS = frozenset(
@@ -44,7 +47,7 @@ SECTION_ORDER = ("crm_config", "rsc_defaults", "op_defaults", "nodes", "resource
 PATCH_STALE = 103
 
 
-class CibError(RuntimeError):
+class CibError(HakitError, RuntimeError):
     """The CIB could not be read, verified or changed; the message says what and where."""
 
 

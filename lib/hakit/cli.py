@@ -203,6 +203,23 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_unlock(args: argparse.Namespace) -> int:
+    from . import lock
+    from .notebook import connect_nodes, load
+
+    params = load(args.params)
+    hosts = connect_nodes(params)
+    try:
+        found = lock.holders(hosts) if args.show else lock.clear(hosts)
+    finally:
+        for h in hosts.values():
+            h.close()
+    for node, holder in found.items():
+        state = f"held by {holder}" + (" (stale)" if holder.stale else "") if holder else "not locked"
+        print(f"{node}: {state}" + ("" if args.show or not holder else ": cleared"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hakit", description="HA cluster runbooks and local lab")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -254,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="", help="folder to create the run folder in (default runs/)")
     r.add_argument("--no-html", action="store_true", help="skip the HTML export of each notebook")
     r.set_defaults(func=cmd_run)
+    u = sub.add_parser("unlock", help="clear the cluster lock a crashed or interrupted run left on the nodes "
+                                      "(says whose it was)")
+    u.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
+    u.add_argument("--show", action="store_true", help="only say who holds it; change nothing")
+    u.set_defaults(func=cmd_unlock)
     pr = sub.add_parser("prepare", help="parameter-filled notebook copies for a trainee (JupyterLab)")
     pr.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
     pr.add_argument("--out", default="training", help="folder for the copies (default training/)")

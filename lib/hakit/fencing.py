@@ -13,9 +13,10 @@ How the password travels, and where it never goes:
   no `password` and no `password_script`: it names `ipmitool_path` =
   `WRAPPER`, a small script that drops the agent's (empty) `-P` and runs
   `ipmitool -f <file>`, a root-only file named after the BMC's address and port.
-- `install_credentials` copies each BMC's password to every node over SFTP
-  (the file is created 0600 before a byte is written); it is never on a
-  command line, in the CIB, in a log or in an outcome.
+- Stage 4 plans each BMC's password onto every node as a `WriteSecret`
+  (`credential_ops`): the plan carries where it comes from, never its bytes;
+  it travels over SFTP (the file is created 0600 before a byte is written) and
+  is never on a command line, in the CIB, in a log, a plan or an outcome.
 """
 
 from __future__ import annotations
@@ -24,15 +25,15 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 from pydantic import SecretStr
 
+from .errors import HakitError
+from .ops import Command, Op, SecretRef, WriteFile, WriteSecret
 from .params import IPMI_PASSWORD_MAX, Params
+from .runner import Runner
 
-if TYPE_CHECKING:
-    from .remote import Host
 
 CRED_DIR = "/etc/hakit/fencing"
 WRAPPER = "/usr/local/sbin/hakit-ipmitool"
@@ -43,7 +44,7 @@ TWO_NODE_DELAY = 5  # seconds, the default of pacemaker.fencing.delay_s
 MONITOR_INTERVAL = "60s"
 
 
-class FencingError(RuntimeError):
+class FencingError(HakitError, RuntimeError):
     """Fencing cannot be set up as asked; the message says what to fix (never the secret)."""
 
 
@@ -185,7 +186,7 @@ case "$host$port" in
 esac
 file="$dir/$host-$port.password"
 if [ ! -r "$file" ]; then
-    echo "hakit-ipmitool: no credential for BMC $host:$port ($file is missing); install it with hakit.fencing.install_credentials" >&2
+    echo "hakit-ipmitool: no credential for BMC $host:$port ($file is missing); run stage 4 (04_pacemaker_properties) to install it" >&2
     exit 1
 fi
 exec {IPMITOOL} -f "$file" "$@"
@@ -193,27 +194,41 @@ exec {IPMITOOL} -f "$file" "$@"
 
 
 @dataclass(frozen=True)
-class CredentialOutcome:
-    """What install_credentials did on one node: file names and modes only."""
+class FileState:
+    """One credential file on one node, as found: its path and whether it is as wanted (never its bytes)."""
 
-    node: str
-    changed: list[str]
-    unchanged: list[str]
+    path: str
+    state: str  # "in place", "missing", "content differs", "owner or mode differs: <found>"
 
     @property
-    def outcome(self) -> str:
-        return "changed" if self.changed else "unchanged"
+    def in_place(self) -> bool:
+        return self.state == "in place"
+
+
+@dataclass(frozen=True)
+class NodeCredentials:
+    """What a node holds of the fencing credentials: the root-only folder, the wrapper, each password file."""
+
+    node: str
+    folder: FileState
+    files: tuple[FileState, ...]
+
+    @property
+    def missing(self) -> list[str]:
+        return [f.path for f in (self.folder, *self.files) if not f.in_place]
 
 
 @dataclass(frozen=True, repr=False)
-class CredentialReport:
-    nodes: list[CredentialOutcome]
+class CredentialFacts:
+    """Every node's credential files (names and states only: contents are compared, never kept)."""
+
+    nodes: dict[str, NodeCredentials]
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
-            [{"node": o.node, "outcome": o.outcome, "written": ", ".join(o.changed) or "-",
-              "already right": ", ".join(o.unchanged) or "-"} for o in self.nodes],
-            columns=["node", "outcome", "written", "already right"],
+            [{"node": n.node, "file": f.path, "state": f.state} for n in self.nodes.values()
+             for f in (n.folder, *n.files)],
+            columns=["node", "file", "state"],
         )
 
     def _repr_html_(self) -> str:
@@ -223,45 +238,72 @@ class CredentialReport:
         return self.to_frame().to_string(index=False)
 
 
-def _meta(host: Host, path: str) -> str | None:
+def _meta(host: Runner, path: str) -> str | None:
     r = host.run(["stat", "-c", "%U:%G %a %F", path], check=False)
     return r.stdout.strip() if r.exit_code == 0 else None
 
 
-def _ensure_file(host: Host, path: str, data: bytes, mode: int, changed: list[str], unchanged: list[str],
-                 dry_run: bool = False) -> None:
-    """Write a file only if its content, owner or mode differ (compared in memory over SFTP)."""
-    want = f"root:root {mode:o} regular file"
+def _file_state(host: Runner, path: str, data: bytes, mode: int) -> FileState:
+    """Compare a node's file with ``data`` in memory (read over SFTP; nothing is kept or shown)."""
     meta = _meta(host, path)
-    if meta == want and host.read_bytes(path) == data:
-        unchanged.append(path)
-        return
-    if not dry_run:
-        host.write_bytes(path, data, mode=mode, owner="root:root")
-    changed.append(path)
+    if meta is None:
+        return FileState(path, "missing")
+    if host.read_bytes(path) != data:
+        return FileState(path, "content differs")
+    want = f"root:root {mode:o} regular file"
+    return FileState(path, "in place" if meta == want else f"owner or mode differs: {meta}")
 
 
-def install_credentials(hosts: Mapping[str, Host], params: Params, dry_run: bool = False) -> CredentialReport:
-    """Put every BMC password (root:root 0600) and the ipmitool wrapper (0755) on every node.
+def wanted_files(params: Params) -> dict[str, tuple[bytes, int]]:
+    """path -> (content, mode) every node needs: the wrapper and each BMC's password.
 
-    Every node gets every device's password: the fencer may run a device on any
-    node but the one it fences, and in a larger cluster that is any of the others.
-    Idempotent: a second run writes nothing. ``dry_run``: report what would be
-    written (files that are missing or differ), write nothing.
+    Reads the passwords (from the params or their files on this machine): a missing or bad
+    one stops here, before any host is touched.
     """
     devs = devices(params)
     if not devs:
         raise FencingError("these params configure no fencing (pacemaker.fencing is not set)")
-    secrets = {d.credential_path: read_password(d) for d in devs}
-    report = []
-    for name, host in hosts.items():
-        changed: list[str] = []
-        unchanged: list[str] = []
-        if not dry_run:
-            host.run(["install", "-d", "-o", "root", "-g", "root", "-m", "0700", CRED_DIR])
-        _ensure_file(host, WRAPPER, WRAPPER_SCRIPT.encode(), 0o755, changed, unchanged, dry_run)
-        for path, data in secrets.items():
-            _ensure_file(host, path, data, 0o600, changed, unchanged, dry_run)
-        report.append(CredentialOutcome(name, changed, unchanged))
-    return CredentialReport(report)
+    out: dict[str, tuple[bytes, int]] = {WRAPPER: (WRAPPER_SCRIPT.encode(), 0o755)}
+    for d in devs:
+        out[d.credential_path] = (read_password(d), 0o600)
+    return out
 
+
+def node_credentials(host: Runner, wanted: Mapping[str, tuple[bytes, int]]) -> NodeCredentials:
+    """Read-only: the state of the credential folder and files on one node."""
+    meta = _meta(host, CRED_DIR)
+    folder = FileState(CRED_DIR, "in place" if meta == "root:root 700 directory"
+                       else "missing" if meta is None else f"owner or mode differs: {meta}")
+    return NodeCredentials(host.name, folder, tuple(_file_state(host, p, d, m) for p, (d, m) in wanted.items()))
+
+
+def password_ref(dev: Device) -> SecretRef:
+    """The password as a plan carries it: where it comes from, and a loader (no digest: it is a password)."""
+    where = f"from {dev.password_file}" if dev.password is None else "from pacemaker.fencing in the params"
+    return SecretRef(label=f"password of {dev.node}'s BMC {dev.address}:{dev.port}, {where}",
+                     load=lambda: read_password(dev))
+
+
+def credential_ops(params: Params, facts: CredentialFacts) -> list[Op]:
+    """Pure: per node, the folder, wrapper and password writes that are missing or differ.
+
+    Every node gets every device's password: the fencer may run a device on any node but
+    the one it fences, and in a larger cluster that is any of the others.
+    """
+    refs = {d.credential_path: password_ref(d) for d in devices(params)}
+    ops: list[Op] = []
+    for n in params.nodes:
+        have = facts.nodes[n.name]
+        if not have.folder.in_place:
+            ops.append(Command(node=n.name, argv=("install", "-d", "-o", "root", "-g", "root", "-m", "0700", CRED_DIR),
+                               label=f"install -d {CRED_DIR} (root-only)", reason=f"{CRED_DIR}: {have.folder.state}"))
+        for f in have.files:
+            if f.in_place:
+                continue
+            if f.path == WRAPPER:
+                ops.append(WriteFile(node=n.name, path=WRAPPER, content=WRAPPER_SCRIPT.encode(), mode=0o755,
+                                     reason=f"{f.state}; fence_ipmilan runs it as its ipmitool"))
+            else:
+                ops.append(WriteSecret(node=n.name, path=f.path, secret=refs[f.path], mode=0o600,
+                                       reason=f"{f.state}; ipmitool reads the BMC password from here"))
+    return ops

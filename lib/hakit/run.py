@@ -11,17 +11,19 @@ stage, node and command, scans the whole folder for secret material and writes
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import record, report, secretscan
+from . import lock, record, report, secretscan
 from .notebook import repo_root, resolve
 from .params import Params, load_params
 from .errors import HakitError, load_error
@@ -247,6 +249,47 @@ def run(
     params = plan.params
     started = datetime.now(timezone.utc)
     folder = (out_root or repo_root() / "runs") / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{params.cluster.name}"
+    run_lock = None if dry_run else _take_run_lock(params, f"run-{folder.name}-{uuid.uuid4().hex[:6]}", progress)
+    try:
+        return _run(plan, folder, started, params_file, stages, dry_run, failover, html, progress, command)
+    finally:
+        if run_lock is not None:
+            _release_run_lock(params, run_lock)
+
+
+def _take_run_lock(params: Params, owner: str, progress: Progress) -> str | None:
+    """Hold the cluster lock for the whole run (its notebooks share it through the environment).
+
+    A run that cannot reach the nodes yet goes on without it: each stage takes the lock for its
+    own apply, and the first notebook reports the connection problem with its node and command.
+    """
+    from .remote import RemoteError, connect_all
+
+    try:
+        with connect_all(params) as hosts:
+            lock.acquire(hosts, owner)
+    except RemoteError as e:
+        progress(f"run lock: not taken now ({str(e).splitlines()[0]}); each stage takes it for its own apply")
+        return None
+    os.environ[lock.RUN_ID_ENV] = owner
+    progress(f"run lock: held on every node as {owner}")
+    return owner
+
+
+def _release_run_lock(params: Params, owner: str) -> None:
+    from .remote import RemoteError, connect_all
+
+    os.environ.pop(lock.RUN_ID_ENV, None)
+    try:
+        with connect_all(params) as hosts:
+            lock.release(hosts, owner)
+    except RemoteError:
+        pass  # an unreachable node rebooted (its /run is gone) or is down: `hakit unlock` clears the rest
+
+
+def _run(plan: Plan, folder: Path, started: datetime, params_file: str, stages: str, dry_run: bool, failover: bool,
+         html: bool, progress: Progress, command: str | None) -> Path:
+    params = plan.params
     folder.mkdir(parents=True)
     progress(f"run folder: {folder}")
     summary: dict[str, Any] = {

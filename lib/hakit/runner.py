@@ -99,6 +99,10 @@ class FakeRunner:
 
     name: str
     script: list[tuple[str, Answer]] = field(default_factory=list)
+    # After the script: a fake host where no other run holds the cluster lock (hakit.lock), so the
+    # lock is taken at once; a test that wants it held answers that command itself.
+    defaults: list[tuple[str, Answer]] = field(default_factory=lambda: [
+        (r"^mkdir -p -m 0755 /run/hakit && .*set -C", "TAKEN"), (r"^grep -qF .* /run/hakit/lock", "")])
     files: dict[str, bytes] = field(default_factory=dict)
     strict: bool = False
     fail_on: list[str] = field(default_factory=list)
@@ -119,7 +123,7 @@ class FakeRunner:
         if self._failing(cmd):
             res = Result("", "injected failure", 1)
         else:
-            for pattern, reply in self.script:
+            for pattern, reply in [*self.script, *self.defaults]:
                 if re.search(pattern, cmd):
                     got = reply(cmd) if callable(reply) else reply
                     res = Result(got, "", 0) if isinstance(got, str) else got

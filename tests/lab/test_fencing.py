@@ -16,6 +16,7 @@ from hakit.lab import bmc as labbmc
 from hakit.lab import net as labnet
 from hakit.lab import node as labnode
 from hakit.remote import connect_all
+from hakit.stages.properties import install_credentials
 
 pytestmark = pytest.mark.lab
 
@@ -27,7 +28,7 @@ def fenced(lab2: Lab) -> Lab:
     """The test lab with every BMC up and the fencing credentials on every node."""
     assert lab2.has_bmcs, "params/lab.yaml configures pacemaker.fencing, so the lab must run virtual BMCs"
     with connect_all(lab2.params) as hosts:
-        fencing.install_credentials(hosts, lab2.params)
+        install_credentials(hosts, lab2.params)
     return lab2
 
 
@@ -212,8 +213,9 @@ def test_password_is_on_no_command_line_while_the_agent_runs(fenced):
 
 def test_credentials_are_root_only_and_a_second_install_changes_nothing(fenced):
     with connect_all(fenced.params) as hosts:
-        report = fencing.install_credentials(hosts, fenced.params)
-    assert [o.outcome for o in report.nodes] == ["unchanged"] * len(fenced.params.nodes)
+        result = install_credentials(hosts, fenced.params)
+    assert [o.outcome for o in result.outcomes] == ["unchanged"] * len(fenced.params.nodes)
+    assert result.executed == []
     paths = [d.credential_path for d in fencing.devices(fenced.params)]
     r = fenced.ssh(FROM, ["stat", "-c", "%n %U:%G %a", fencing.CRED_DIR, *paths, fencing.WRAPPER], check=True)
     got = [ln.split(" ", 1)[1] for ln in r.stdout.splitlines()]

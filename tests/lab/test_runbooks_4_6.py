@@ -16,8 +16,7 @@ from hakit import cib, notebook
 from hakit.lab import Lab
 from hakit.params import ParamsError
 from hakit.run import RunFailed, run
-from hakit.stages import cibstage, constraints, properties
-from hakit.stages.base import StageResult
+from hakit.stages import cibstage, constraints, driver, properties, resources
 
 pytestmark = pytest.mark.lab
 
@@ -110,19 +109,23 @@ def test_rollback_restores_the_saved_cib_exactly(built, lab2_params, tmp_path):
     changed = notebook.load(_nqp_stop(lab2_params, tmp_path))
     hosts = notebook.connect_nodes(changed)
     try:
-        facts = cibstage.gather(hosts, changed)
-        _, cp = cibstage.plan(properties.bundle(changed), facts)
-        assert [c.key for c in cp.changes] == ["property no-quorum-policy"]
-        res = StageResult(properties.STAGE)
-        rec = cibstage.apply(hosts, facts, cp, cibstage.preview(hosts, facts, cp), False, tmp_path / "rec", res)
-        assert rec is not None and rec.changed
-        assert cibstage.status(hosts[facts.via]).no_quorum_policy == "stop"
-        proof = cib.rollback(hosts[facts.via], rec.before)
+        stage = properties.PropertiesStage(changed)
+        plan = stage.plan(stage.gather(hosts))
+        patch = cibstage.patch_of(plan)
+        assert patch is not None and [op.describe() for op in plan.ops] == [patch.describe()]  # credentials in place
+        assert patch.elements == ["set property no-quorum-policy"]
+        stage.before_apply(hosts, plan)
+        res = driver.apply(plan, hosts, dry_run=False, record_dir=tmp_path / "rec")
+        assert res.outcome("cluster").outcome == "changed" and res.executed == plan.program()
+        rec = patch.applied[-1]
+        assert rec.changed and rec.before == tmp_path / "rec" / "cib-before.xml"
+        assert cibstage.status(hosts[patch.via]).no_quorum_policy == "stop"
+        proof = cib.rollback(hosts[patch.via], rec.before)
         assert "crm_diff against it is empty" in proof
-        live = cib.query(hosts[facts.via])
+        live = cib.query(hosts[patch.via])
         assert cib.same_configuration(rec.before.read_text(), live.xml)
-        assert cib.config_diff(hosts[facts.via], rec.before.read_text(), live.xml) == ""
-        assert cibstage.status(hosts[facts.via]).no_quorum_policy == params.pacemaker.no_quorum_policy
+        assert cib.config_diff(hosts[patch.via], rec.before.read_text(), live.xml) == ""
+        assert cibstage.status(hosts[patch.via]).no_quorum_policy == params.pacemaker.no_quorum_policy
     finally:
         for h in hosts.values():
             h.close()
@@ -141,20 +144,51 @@ def test_concurrent_edit_between_plan_and_apply_is_refused(built, lab2_params, t
     changed = notebook.load(_nqp_stop(lab2_params, tmp_path))
     hosts = notebook.connect_nodes(changed)
     try:
-        facts = cibstage.gather(hosts, changed)
-        _, cp = cibstage.plan(properties.bundle(changed), facts)
-        assert not cp.empty
+        stage = properties.PropertiesStage(changed)
+        plan = stage.plan(stage.gather(hosts))
+        assert not plan.empty
         # Someone else edits the CIB after our plan.
         lab.ssh("vm-node2", ["crm_attribute", "--type", "crm_config", "--name", "cluster-recheck-interval",
                              "--update", "7min"], check=True)
         edited = cib_version(lab)
-        with pytest.raises(cib.ConcurrentEdit, match="changed between plan and apply.*Nothing was changed"):
-            cibstage.apply(hosts, facts, cp, cibstage.preview(hosts, facts, cp), False, tmp_path / "rec",
-                           StageResult(properties.STAGE))
+        with pytest.raises(driver.StageFailed, match="changed between plan and apply.*Nothing was changed") as err:
+            driver.apply(plan, hosts, dry_run=False, record_dir=tmp_path / "rec")
+        assert isinstance(err.value.cause, cib.ConcurrentEdit) and err.value.changed == []
         assert cib_version(lab).config == edited.config  # we wrote nothing
-        assert cibstage.status(hosts[facts.via]).no_quorum_policy == "ignore"
+        assert cibstage.status(hosts["vm-node1"]).no_quorum_policy == "ignore"
     finally:
         lab.ssh("vm-node2", ["crm_attribute", "--type", "crm_config", "--name", "cluster-recheck-interval", "--delete"])
+        for h in hosts.values():
+            h.close()
+
+
+def test_dry_run_shows_the_program_the_real_run_executes(built, lab2_params, tmp_path):
+    """Drift Apache on one node and a property: the dry run's operations are the real run's, in order."""
+    lab, _ = built
+    params = notebook.load(lab2_params)
+    changed = notebook.load(_nqp_stop(lab2_params, tmp_path))
+    lab.ssh("vm-node2", ["systemctl", "enable", "-q", "apache2"], check=True)
+    hosts = notebook.connect_nodes(params)
+    try:
+        for stage in (properties.PropertiesStage(changed), resources.ResourcesStage(params)):
+            dry = driver.StageRun(stage, hosts, dry_run=True)
+            dry.apply()
+            assert dry.result is not None and dry.result.program, stage.name
+            real = driver.StageRun(stage, hosts, dry_run=False, record_dir=str(tmp_path / cibstage.slug(stage.name)))
+            real.apply()
+            assert real.result is not None
+            assert real.result.executed == [x for x in dry.result.program if not x.startswith("---")], stage.name
+            again = driver.StageRun(stage, hosts, dry_run=True)
+            again.apply()
+            assert again.plan is not None and again.plan.ops == [], stage.name  # converged: nothing left
+        assert lab.ssh("vm-node2", ["systemctl", "is-enabled", "apache2"]).stdout.strip() == "disabled"
+        # Put the property back as the params have it.
+        stage4 = properties.PropertiesStage(params)
+        back = driver.StageRun(stage4, hosts, dry_run=False, record_dir=str(tmp_path / "back"))
+        back.apply()
+        assert cibstage.status(hosts["vm-node1"]).no_quorum_policy == params.pacemaker.no_quorum_policy
+    finally:
+        lab.ssh("vm-node2", ["systemctl", "disable", "-q", "apache2"])
         for h in hosts.values():
             h.close()
 

@@ -15,6 +15,7 @@ from hakit.lab import Lab
 from hakit.params import Params
 from hakit.remote import Host
 from hakit.stages import bonding as stage
+from hakit.stages import driver
 
 pytestmark = pytest.mark.lab
 
@@ -68,9 +69,16 @@ def test_gather_reports_no_driver_and_says_why(lab2: Lab, nodes) -> None:
 def test_apply_is_not_applied_everywhere_and_touches_nothing(lab2: Lab, nodes) -> None:
     params, hosts = nodes
     before = snapshot(lab2)
-    plan = stage.plan(params, stage.gather(hosts, params))
-    assert plan.empty and set(plan.not_applicable) == {n.name for n in params.nodes}
-    result = stage.apply(hosts, params, plan, dry_run=False)
+    s = stage.BondingStage(params)
+    dry = driver.StageRun(s, hosts, dry_run=True)
+    dry.apply()
+    assert dry.plan is not None and dry.plan.empty and set(dry.plan.not_applicable) == {n.name for n in params.nodes}
+    assert all(isinstance(o, stage.ValidateInterfaces) for o in dry.plan.ops)
+    assert snapshot(lab2) == before  # gather and a dry run send nothing that changes a node
+    real = driver.StageRun(s, hosts, dry_run=False)
+    result = real.apply()
+    # the program the dry run showed is the program the real run executed, line for line
+    assert result.executed == dry.result.program == result.program and len(result.executed) == len(params.nodes)
     for o in result.outcomes:
         assert o.outcome == "not applied"
         assert o.detail.startswith("not applied: this kernel has no bonding driver")

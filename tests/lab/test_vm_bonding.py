@@ -30,6 +30,7 @@ from hakit.lab.vm import find_qemus, mac_address
 from hakit.params import Params
 from hakit.remote import Host
 from hakit.stages import bonding as stage
+from hakit.stages import driver
 
 pytestmark = [pytest.mark.lab, pytest.mark.vm]
 
@@ -105,12 +106,14 @@ def test_vm_node_is_a_real_kernel_with_four_nics_and_a_pinned_host_key(labvm: La
 
 def test_stage1_applies_bonds_verifies_and_a_second_run_changes_nothing(labvm: Lab, hosts) -> None:
     params: Params = labvm.params
-    facts = stage.gather(hosts, params)
+    s = stage.BondingStage(params, revert_after_s=60)
+    facts = s.gather(hosts)
     assert facts[VM].driver and not facts[CT].driver
-    plan = stage.plan(params, facts)
-    assert {c.node for c in plan.changes} == {VM} and CT in plan.not_applicable
+    plan = s.plan(facts)
+    assert {o.node for o in plan.ops if o.mutates} == {VM} and CT in plan.not_applicable
+    assert [type(o).__name__ for o in plan.ops_for(VM)] == ["ValidateInterfaces", "SafeApplyBonds"]
     t0 = time.monotonic()
-    result = stage.apply(hosts, params, plan, dry_run=False, revert_after_s=60)
+    result = driver.apply(plan, hosts, dry_run=False)
     FIGURES["stage 1 apply s"] = round(time.monotonic() - t0, 1)
     assert result.outcome(VM).outcome == "changed", result.outcome(VM).detail
     assert "revert timer cancelled" in result.outcome(VM).detail
@@ -133,9 +136,9 @@ def test_stage1_applies_bonds_verifies_and_a_second_run_changes_nothing(labvm: L
     assert sh(labvm, VM, "systemctl is-active hakit-bonding-revert.timer || true").strip() == "inactive"
 
     before = sh(labvm, VM, "sha256sum /etc/network/interfaces.d/*; ip -br addr")
-    again = stage.plan(params, stage.gather(hosts, params))
-    assert again.empty and VM in again.no_change, str(again)
-    r2 = stage.apply(hosts, params, again, dry_run=False)
+    again = s.plan(s.gather(hosts))
+    assert again.empty and VM in again.no_change and not again.ops_for(VM), str(again)
+    r2 = driver.apply(again, hosts, dry_run=False)
     assert r2.outcome(VM).outcome == "unchanged" and not r2.changed
     assert sh(labvm, VM, "sha256sum /etc/network/interfaces.d/*; ip -br addr") == before
 
@@ -206,7 +209,7 @@ def test_broken_bond_config_is_reverted_by_the_runbooks_safe_apply(labvm: Lab, l
     back = re.search(r"node reachable again over SSH (\d+) s after the apply", shown)
     assert back and stage.MIN_REVERT_S < int(back.group(1)) < stage.MIN_REVERT_S + stage.REVERT_GRACE_S
     FIGURES["auto-revert: apply to reachable again s"] = int(back.group(1))
-    assert "VerificationFailed" in shown  # the notebook stops loudly: the broken params do not verify
+    assert "StageFailed" in shown  # the notebook stops loudly at the apply: the broken bonds did not verify
     # Reachable again, the working config back, the revert on record in the node's journal.
     n = labvm.params.node(VM)
     assert ping(labvm, str(n.public_ip))

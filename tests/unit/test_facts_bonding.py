@@ -91,3 +91,83 @@ def test_errors(text: str, needle: str) -> None:
     with pytest.raises(FactParseError) as err:
         parse_proc_bonding(text, "bond0")
     assert needle in str(err.value) and "/proc/net/bonding/bond0" in str(err.value)
+
+
+# ------------------------------------------------------------------ stage 1's probe: one command, a pure parser
+
+from hakit.facts.base import read  # noqa: E402
+from hakit.facts.bonding import (  # noqa: E402
+    Declaration,
+    Link,
+    parse_declarations,
+    parse_driver,
+    parse_links,
+    parse_probe,
+    probe,
+)
+from hakit.runner import FakeRunner  # noqa: E402
+
+# Captured from a lab node (kernel without bonding), `ip -j -d addr show` trimmed to the fields we read.
+LAB_PROBE = """\
+== driver
+sysmodule no
+modprobe 1 modprobe: FATAL: Module bonding not found in directory /lib/modules/6.18.44-fc-v769 
+== links
+[{"ifname":"lo","link_type":"loopback","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},\
+{"ifname":"bond0","link_type":"ether","linkinfo":{"info_kind":"veth"},"addr_info":[{"family":"inet","local":"10.77.0.11","prefixlen":24},\
+{"family":"inet6","local":"fe80::87:5eff:fea4:fdf3","prefixlen":64}]}]
+== config
+/etc/network/interfaces:3:source /etc/network/interfaces.d/*
+== bonding bond0
+== bonding bond1
+"""
+
+
+def test_probe_of_a_lab_node_without_a_driver() -> None:
+    p = parse_probe(LAB_PROBE, ["bond0", "bond1"])
+    assert not p.driver and p.driver_detail.startswith("no /sys/module/bonding; `modprobe -n bonding`: modprobe: FATAL")
+    assert p.links["lo"] == Link("lo", "loopback", ("127.0.0.1/8",))
+    assert p.links["bond0"] == Link("bond0", "veth", ("10.77.0.11/24",))  # inet6 left out
+    assert p.declarations == (Declaration("/etc/network/interfaces", 3, "source /etc/network/interfaces.d/*"),)
+    assert p.bonds == {}
+
+
+def test_probe_with_a_live_bond(load_fixture: Callable[[str], str]) -> None:
+    out = "== driver\nsysmodule yes\n== bonding bond0\n" + load_fixture("bond0-healthy.txt") + "== bonding bond1\n"
+    p = parse_probe(out, ["bond0", "bond1"])
+    assert p.driver and list(p.bonds) == ["bond0"] and p.bonds["bond0"].active_slave == "eth0"
+    assert p.links == {} and p.declarations == ()
+
+
+@pytest.mark.parametrize(
+    ("lines", "verdict"),
+    [
+        (["sysmodule yes", "modprobe 1 x"], (True, "loaded (/sys/module/bonding)")),
+        (["sysmodule no", "modprobe 0 insmod /lib/modules/x/bonding.ko"], (True, "loadable (`modprobe -n bonding` succeeds)")),
+        (["sysmodule no", "modprobe 1 "], (False, "no /sys/module/bonding; `modprobe -n bonding`: exit 1")),
+        ([], (False, "no /sys/module/bonding; `modprobe -n bonding`: exit ?")),
+    ],
+)
+def test_driver_verdict(lines: list[str], verdict: tuple[bool, str]) -> None:
+    assert parse_driver(lines) == verdict
+
+
+def test_declarations_skip_lines_that_are_not_grep_hits() -> None:
+    got = parse_declarations(["/etc/network/interfaces:5:auto eth2", "grep: /x: No such file", "/a:b:c", "/f:7:   "])
+    assert got == (Declaration("/etc/network/interfaces", 5, "auto eth2"),)
+
+
+def test_links_that_are_not_json_name_the_command() -> None:
+    with pytest.raises(FactParseError, match="ip -j -d addr show: not JSON"):
+        parse_links("Error: something")
+
+
+def test_probe_is_one_read_only_command_through_read() -> None:
+    fact = probe(["bond0", "bond1"], ["/etc/network/interfaces", "/etc/network/interfaces.d/*"])
+    host = FakeRunner("n1", strict=True).answer(r"^echo '== driver'", LAB_PROBE)
+    assert read(host, fact).links["bond0"].kind == "veth"
+    assert host.commands == [fact.command] and host.writes == []
+    cmd = str(fact.command)
+    assert "cat /proc/net/bonding/bond1 2>/dev/null || true" in cmd
+    assert "/etc/network/interfaces /etc/network/interfaces.d/* || true" in cmd
+    assert not any(w in cmd for w in (" rm ", "ifup", "ifdown", "systemctl", " > ", ">>"))  # nothing that writes

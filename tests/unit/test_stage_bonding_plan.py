@@ -1,4 +1,5 @@
-"""Stage 1 (bonding), pure parts: probe parsing, plan, ifupdown validation verdicts, safe-apply scripts, bond checks."""
+"""Stage 1 (bonding), pure parts: probe facts against the params, plan (typed ops), ifupdown validation verdicts,
+safe-apply scripts, bond checks. Apply on fake hosts is in test_stage_bonding_apply.py."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from collections.abc import Callable
 import pytest
 
 from hakit.facts import parse_proc_bonding
+from hakit.facts.bonding import parse_ifquery
+from hakit.ops import Barrier
 from hakit.params import Params
-from hakit.remote import Result
 from hakit.render.interfaces import BondOptions, render_interfaces
+from hakit.runner import Result
 from hakit.stages import bonding as stage
-from hakit.stages.base import Plan
+from hakit.stages import driver
 
 # Captured from a lab node (kernel without bonding), `ip -j -d addr show` trimmed to the fields we read.
 LAB_PROBE = """\
@@ -177,16 +180,20 @@ def test_sources_interfaces_d(line: str, sourced: bool) -> None:
 
 def test_no_driver_is_not_applied_with_plain_words_and_a_lab_note(lab: Params) -> None:
     p = stage.plan(lab, facts_for_all(lab, driver=False, nics=()))
-    assert p.changes == [] and p.no_change == {}
+    assert p.empty and p.no_change == {}
+    # only the read-only check of the rendered files, one per node, no barrier, nothing that writes
+    assert [type(o) for o in p.ops] == [stage.ValidateInterfaces, stage.ValidateInterfaces]
+    assert [o.node for o in p.ops] == ["vm-node1", "vm-node2"] and not any(o.mutates for o in p.ops)
     for n in lab.nodes:
         assert p.not_applicable[n.name].startswith("not applied: this kernel has no bonding driver")
     assert any("plain links" in note and "validates" in note for note in p.notes)
+    assert p.program()[0].startswith("vm-node1  validate hakit-bond0 sha256 ")
 
 
 def test_missing_slaves_are_named(lab: Params) -> None:
     p = stage.plan(lab, facts_for_all(lab, nics=("eth0", "eth2")))
     why = p.not_applicable["vm-node1"]
-    assert "eth1, eth3" in why and "networks.*.slaves" in why and not p.changes
+    assert "eth1, eth3" in why and "networks.*.slaves" in why and p.empty
 
 
 def test_interfaces_d_not_sourced_blocks_with_the_fix(lab: Params) -> None:
@@ -205,15 +212,21 @@ def test_identical_files_and_bonds_up_mean_no_change(lab: Params) -> None:
         {n.name: node_facts(lab, n.name, files=render_interfaces(lab, n), bonds_up=True) for n in lab.nodes}
     )
     p = stage.plan(lab, facts)
-    assert p.empty and set(p.no_change) == {"vm-node1", "vm-node2"}
+    assert p.ops == [] and set(p.no_change) == {"vm-node1", "vm-node2"}
     assert "as rendered" in p.no_change["vm-node1"]
 
 
 def test_identical_files_but_bonds_down_only_brings_them_up(lab: Params) -> None:
     facts = stage.BondingFacts({n.name: node_facts(lab, n.name, files=render_interfaces(lab, n)) for n in lab.nodes})
     p = stage.plan(lab, facts)
-    assert [c.action for c in p.for_node("vm-node1")] == ["bring up bond0 bond1 (safe apply, automatic revert)"]
-    assert "not up" in p.for_node("vm-node1")[0].reason
+    assert [c.action for c in p.for_node("vm-node1")] == [
+        "validate hakit-bond0, hakit-bond1 (ifquery, ifup --no-act, temp dir)",
+        "bring up bond0 bond1 (safe apply, automatic revert)",
+    ]
+    assert "not up" in p.for_node("vm-node1")[1].reason
+    # every node validates before any node is touched
+    assert [type(o).__name__ for o in p.ops] == [
+        "ValidateInterfaces", "ValidateInterfaces", "Barrier", "SafeApplyBonds", "SafeApplyBonds"]
 
 
 def test_different_file_is_rewritten_and_absent_one_written(lab: Params) -> None:
@@ -227,12 +240,22 @@ def test_different_file_is_rewritten_and_absent_one_written(lab: Params) -> None
     )
     p = stage.plan(lab, facts)
     got = [(c.action, c.reason) for c in p.for_node("vm-node1")]
-    assert got[:2] == [
-        ("write /etc/network/interfaces.d/hakit-bond0", "differs from the rendered text"),
-        ("write /etc/network/interfaces.d/hakit-bond1", "absent"),
-    ]
-    assert got[2][0].startswith("bring up bond0 bond1")
-    assert "vm-node2" in p.no_change and any("Safe apply" in n for n in p.notes)
+    assert got[1] == (
+        "bring up bond0 bond1 (safe apply, automatic revert)",
+        "hakit-bond0 differs from the rendered text; hakit-bond1 absent: the new files take effect",
+    )
+    assert "vm-node2" in p.no_change and not p.for_node("vm-node2") and any("Safe apply" in n for n in p.notes)
+    # the dry run shows what will be written: each file with its digest, and the timer
+    apply = p.ops_for("vm-node1")[1]
+    assert isinstance(apply, stage.SafeApplyBonds) and apply.mutates
+    want = render_interfaces(lab, "vm-node1")
+    d = apply.describe()
+    for name, text in want.items():
+        assert f"{name} sha256 {stage.sha256(text.encode())[:12]}" in d
+    assert "60 s revert timer (hakit-bonding-revert.timer)" in d
+    assert apply.wanted.files == want and apply.steps == stage.safe_apply_steps(lab, 60)
+    assert apply.apply_sh == stage.apply_script(lab) and apply.revert_sh == stage.revert_script(lab)
+    assert apply.to_dict()["files"]["hakit-bond1"] == stage.sha256(want["hakit-bond1"].encode())
 
 
 def test_options_change_the_wanted_text(lab: Params) -> None:
@@ -243,8 +266,21 @@ def test_options_change_the_wanted_text(lab: Params) -> None:
 
 
 def test_plan_needs_facts_for_every_node(lab: Params) -> None:
-    with pytest.raises(KeyError, match="run gather"):
+    with pytest.raises(stage.BondingError, match="run gather"):
         stage.plan(lab, stage.BondingFacts({"vm-node1": node_facts(lab)}))
+
+
+def test_a_mixed_cluster_applies_where_it_can_and_validates_everywhere(lab: Params) -> None:
+    """The VM lab: vm-node1 has a driver and NICs, vm-node2 (a container) has neither."""
+    facts = stage.BondingFacts({"vm-node1": node_facts(lab, "vm-node1"),
+                                "vm-node2": node_facts(lab, "vm-node2", driver=False, nics=())})
+    p = stage.BondingStage(lab, revert_after_s=30).plan(facts)
+    assert [(type(o).__name__, o.node) for o in p.ops] == [
+        ("ValidateInterfaces", "vm-node1"), ("ValidateInterfaces", "vm-node2"), ("Barrier", "cluster"),
+        ("SafeApplyBonds", "vm-node1")]
+    assert isinstance(p.ops[2], Barrier) and list(p.not_applicable) == ["vm-node2"]
+    assert p.ops[3].revert_after_s == 30 and "30 s revert timer" in p.ops[3].describe()
+    assert len(p.program()) == 4 and p.program()[2] == "--- barrier: ifupdown accepted the rendered files on every node ---"
 
 
 # ------------------------------------------------------------------ validation verdicts (ifupdown 0.8.41 output)
@@ -279,6 +315,7 @@ def good_answers(lab: Params, node: str = "vm-node1") -> tuple[Result, dict[str,
 def test_validation_passes_on_ifupdown_answers_that_match(lab: Params) -> None:
     listing, queries, noact = good_answers(lab)
     checks = stage.judge_validation(lab, lab.node("vm-node1"), listing, queries, noact)
+    assert checks == stage.judge(stage.wanted(lab, "vm-node1"), listing, queries, noact)
     assert [c.check for c in checks] == [
         "rendered files parse (ifquery --list -a)",
         "bond0 stanza as intended (ifquery)",
@@ -313,7 +350,7 @@ def test_validation_catches_ifup_refusing(lab: Params) -> None:
 
 
 def test_parse_ifquery_splits_cidr_and_drops_broadcast() -> None:
-    assert stage.parse_ifquery("address: 10.0.0.5/24\nbroadcast: +\nbond-mode: active-backup\n") == {
+    assert parse_ifquery("address: 10.0.0.5/24\nbroadcast: +\nbond-mode: active-backup\n") == {
         "address": "10.0.0.5",
         "netmask": "255.255.255.0",
         "bond-mode": "active-backup",
@@ -392,19 +429,30 @@ class Untouchable:
 def test_dry_run_touches_nothing(lab: Params) -> None:
     hosts = {n.name: Untouchable() for n in lab.nodes}
     p = stage.plan(lab, facts_for_all(lab))  # changes everywhere
-    r = stage.apply(hosts, lab, p, dry_run=True)  # type: ignore[arg-type]
+    r = driver.apply(p, hosts, dry_run=True)  # type: ignore[arg-type]
     assert [o.outcome for o in r.outcomes] == ["not applied", "not applied"]
-    assert r.outcomes[0].detail.startswith("dry run: would write")
+    assert r.outcomes[0].detail.startswith("dry run; would: validate hakit-bond0, hakit-bond1")
+    assert "bring up bond0 bond1 (safe apply, automatic revert)" in r.outcomes[0].detail
+    assert r.program == p.program() and r.executed == []
     p = stage.plan(lab, facts_for_all(lab, driver=False))
-    r = stage.apply(hosts, lab, p, dry_run=True)  # type: ignore[arg-type]
-    assert all(o.detail.startswith("not applied: this kernel has no bonding driver") for o in r.outcomes)
+    r = driver.apply(p, hosts, dry_run=True)  # type: ignore[arg-type]
+    assert [o.outcome for o in r.outcomes] == ["not applied", "not applied"] and not r.changed
 
 
-def test_apply_refuses_a_short_timer_and_a_foreign_plan(lab: Params) -> None:
-    with pytest.raises(ValueError, match="too short"):
-        stage.apply({}, lab, Plan(stage.STAGE), revert_after_s=5)
-    with pytest.raises(ValueError, match="bonding.plan"):
-        stage.apply({}, lab, Plan("02 authkey"))
+def test_the_stage_follows_the_stage_protocol(lab: Params) -> None:
+    s = stage.BondingStage(lab, BondOptions(miimon=50, updelay=100, downdelay=100), revert_after_s=45)
+    assert isinstance(s, driver.Stage) and s.name == stage.STAGE == "01 bonding"
+    p = s.plan(facts_for_all(lab))
+    apply = p.ops_for("vm-node1")[1]
+    assert apply.wanted.timers == (50, 100, 100) and "bond-miimon 50" in apply.wanted.files["hakit-bond0"]
+    assert set(s.artifacts()["interfaces.d"]) == {"vm-node1", "vm-node2"}
+
+
+def test_a_short_timer_is_refused_before_anything_runs(lab: Params) -> None:
+    with pytest.raises(stage.BondingError, match="too short.*use 20 or more"):
+        stage.BondingStage(lab, revert_after_s=5)
+    with pytest.raises(stage.BondingError, match="too short"):
+        stage.plan(lab, facts_for_all(lab), revert_after_s=19)
 
 
 # ------------------------------------------------------------------ live bond checks

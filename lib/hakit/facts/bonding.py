@@ -1,15 +1,24 @@
-"""Parse /proc/net/bonding/<bond>: the kernel bonding driver's status file.
+"""Bonding facts: /proc/net/bonding/<bond>, and stage 1's one read-only probe of a node.
 
-Format from drivers/net/bonding/bond_procfs.c (Linux 6.1, Debian 12's kernel):
-a version line, the bond's ``Key: value`` lines, then one blank-line-separated
-block per slave starting with ``Slave Interface:``.
+/proc/net/bonding format from drivers/net/bonding/bond_procfs.c (Linux 6.1, Debian
+12's kernel): a version line, the bond's ``Key: value`` lines, then one
+blank-line-separated block per slave starting with ``Slave Interface:``.
+
+The probe (`probe`) is one shell line that prints the bonding driver's
+availability, ``ip -j -d addr show``, the ifupdown lines that declare
+interfaces, and each bond's status file; `parse_probe` reads it (pure).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hakit.facts.base import Fact
 from hakit.facts.errors import FactParseError
 
 ACTIVE_BACKUP = "fault-tolerance (active-backup)"
@@ -216,3 +225,138 @@ def _slave_field(slave: dict[str, object], key: str, value: str) -> None:
         slave["queue_id"] = int(value)
     elif key not in _IGNORED_SLAVE_KEYS:
         raise KeyError(key)
+
+
+# --------------------------------------------------------------------- the stage-1 probe: one read-only command
+
+# Lines of ifupdown config that declare or include interfaces (what the probe greps for).
+STANZA_RE = r"^[[:space:]]*(auto|allow-[a-z-]+|iface|mapping|source|source-directory)[[:space:]]"
+
+
+@dataclass(frozen=True)
+class Link:
+    """One network interface on a node: its kind (veth, bond, device, ...) and IPv4 addresses."""
+
+    name: str
+    kind: str
+    addresses: tuple[str, ...] = ()  # "10.77.0.11/24"
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A line of ifupdown config that names an interface: file, line number, text."""
+
+    path: str
+    line_no: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the probe read on one node: bonding driver, links, ifupdown declarations, live bonds."""
+
+    driver: bool
+    driver_detail: str
+    links: dict[str, Link]
+    declarations: tuple[Declaration, ...]
+    bonds: dict[str, BondStatus]  # parsed /proc/net/bonding/<bond>, where it exists
+
+
+def probe_command(bonds: Sequence[str], config: Sequence[str]) -> str:
+    """One read-only shell line; prints ``== <section>`` blocks that `parse_probe` reads.
+
+    ``config`` are the ifupdown files (globs allowed) whose declarations are listed.
+    """
+    cats = "; ".join(
+        f"echo '== bonding {b}'; cat {shlex.quote('/proc/net/bonding/' + b)} 2>/dev/null || true" for b in bonds
+    )
+    return (
+        "echo '== driver'; "
+        "if [ -d /sys/module/bonding ]; then echo 'sysmodule yes'; else echo 'sysmodule no'; fi; "
+        "m=$(modprobe -n bonding 2>&1); echo \"modprobe $? $(echo $m | tr '\\n' ' ')\"; "
+        "echo '== links'; ip -j -d addr show; "
+        "echo '== config'; "
+        f"grep -HnsE '{STANZA_RE}' {' '.join(config)} || true; " + cats
+    )
+
+
+def probe(bonds: Sequence[str], config: Sequence[str]) -> Fact[Probe]:
+    """The probe as a fact: `read(host, probe(...))` gives a `Probe`."""
+    names = tuple(bonds)
+    return Fact("bonding probe", probe_command(names, config), lambda out: parse_probe(out, names), timeout=60)
+
+
+def sections(output: str) -> dict[str, list[str]]:
+    """Pure: split ``== name`` headed output into {name: lines}."""
+    out: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in output.splitlines():
+        if line.startswith("== "):
+            current = out.setdefault(line[3:].strip(), [])
+        else:
+            current.append(line)
+    return out
+
+
+def parse_driver(lines: Sequence[str]) -> tuple[bool, str]:
+    """Pure: the probe's driver lines -> (bonding possible, why in words)."""
+    drv = dict(line.split(" ", 1) for line in lines if " " in line)
+    mp_code, _, mp_msg = drv.get("modprobe", "? ").partition(" ")
+    if drv.get("sysmodule") == "yes":
+        return True, "loaded (/sys/module/bonding)"
+    if mp_code == "0":
+        return True, "loadable (`modprobe -n bonding` succeeds)"
+    return False, f"no /sys/module/bonding; `modprobe -n bonding`: {mp_msg.strip() or f'exit {mp_code}'}"
+
+
+def parse_links(ip_json: str) -> dict[str, Link]:
+    """Pure: `ip -j -d addr show` -> {name: Link}."""
+    try:
+        entries = json.loads(ip_json or "[]")
+    except json.JSONDecodeError:
+        raise FactParseError("ip -j -d addr show", "not JSON") from None
+    links = {}
+    for e in entries:
+        fallback = "loopback" if e.get("link_type") == "loopback" else "device"  # NICs carry no linkinfo
+        kind = (e.get("linkinfo") or {}).get("info_kind") or fallback
+        addrs = tuple(f"{a['local']}/{a['prefixlen']}" for a in e.get("addr_info", []) if a.get("family") == "inet")
+        links[e["ifname"]] = Link(e["ifname"], kind, addrs)
+    return links
+
+
+def parse_declarations(lines: Sequence[str]) -> tuple[Declaration, ...]:
+    """Pure: `grep -Hn` lines (``path:line:text``) -> declarations."""
+    out = []
+    for line in lines:
+        path, _, rest = line.partition(":")
+        no, _, text = rest.partition(":")
+        if no.isdigit() and text.strip():
+            out.append(Declaration(path, int(no), text.strip()))
+    return tuple(out)
+
+
+def parse_probe(output: str, bonds: Sequence[str]) -> Probe:
+    """Pure: the probe's output -> Probe (bonds whose status file is empty or absent are left out)."""
+    sec = sections(output)
+    driver, detail = parse_driver(sec.get("driver", []))
+    live = {}
+    for b in bonds:
+        text = "\n".join(sec.get(f"bonding {b}", [])).strip()
+        if text:
+            live[b] = parse_proc_bonding(text + "\n", b)
+    return Probe(driver, detail, parse_links("\n".join(sec.get("links", []))),
+                 parse_declarations(sec.get("config", [])), live)
+
+
+def parse_ifquery(text: str) -> dict[str, str]:
+    """Pure: `ifquery IFACE` output ("key: value" lines) -> dict; address/prefix split like ifupdown does."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep:
+            out.setdefault(key.strip(), value.strip())
+    if "/" in out.get("address", ""):
+        iface = ipaddress.IPv4Interface(out["address"])
+        out["address"], out["netmask"] = str(iface.ip), str(iface.netmask)
+    out.pop("broadcast", None)
+    return out

@@ -7,33 +7,30 @@ Nothing changes when the cluster already runs the profile.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from pathlib import Path
 
 from ..params import Params
 from ..profiles import get_profile
-from ..remote import Host
-from ..stages import cibstage
-from ..stages import corosync as stage3
-from ..stages import resources as stage5
-from ..stages.base import StageResult
+from ..runner import Runner
+from ..stages import corosync, driver
+from ..stages.resources import ResourcesStage
 
 
-def use_profile(hosts: dict[str, Host], params: Params, profile_name: str, save_dir: Path) -> list[str]:
+def use_profile(hosts: MutableMapping[str, Runner], params: Params, profile_name: str, save_dir: Path) -> list[str]:
     """Make the cluster run ``profile_name``; return what was changed (empty: already so)."""
     get_profile(profile_name)  # unknown names fail here, before any change
     done: list[str] = []
-    f3 = stage3.gather(hosts, params)
-    p3 = stage3.plan(params, f3, profile_name)
-    if p3.changes:
-        stage3.apply(hosts, params, p3, dry_run=False, profile_name=profile_name)
-        v = stage3.verify(hosts, params, wait_s=90)
-        v.raise_if_failed()
+    s3 = corosync.CorosyncStage(params, profile_name)
+    p3 = s3.plan(s3.gather(hosts))
+    if not p3.empty:
+        driver.apply(p3, hosts, dry_run=False)
+        corosync.verify(hosts, params, wait_s=90).raise_if_failed()
         done.append(f"corosync.conf: {profile_name} timings (cluster restarted)")
-    facts = cibstage.gather(hosts, params)
-    _, cp = cibstage.plan(stage5.bundle(params, profile_name), facts)
-    if cp.changes:
-        pv = cibstage.preview(hosts, facts, cp)
-        res = StageResult(stage5.STAGE)
-        cibstage.apply(hosts, facts, cp, pv, False, save_dir, res)
+    s5 = ResourcesStage(params, profile_name)
+    p5 = s5.plan_cib(s5.gather_cib(hosts))  # only the CIB part: Apache is already the cluster's
+    if not p5.empty:
+        s5.before_apply(hosts, p5)
+        res = driver.apply(p5, hosts, dry_run=False, record_dir=save_dir)
         done.append(f"CIB: {profile_name} monitor intervals ({res.summary()})")
     return done

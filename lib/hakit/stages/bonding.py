@@ -1,30 +1,39 @@
 """Stage 1: the article's two active-backup bonds (bond0 private, bond1 public), via ifupdown.
 
-Where the kernel has no bonding driver (the local lab: containers share a host
-kernel without one) the stage renders the files, validates them on each node
-with ifupdown's own parser in a private temp dir, and applies nothing: the
-record says so. Where bonding applies, files are installed under a revert
-timer, because re-plumbing the network can cut the SSH session doing it.
+`BondingStage` gathers (one read-only probe per node, `facts.bonding.probe`),
+plans (pure) and verifies; the driver applies. A plan holds two kinds of
+operation: `ValidateInterfaces` (ifupdown's own parser checks the rendered files
+in a private temp dir; read-only) and `SafeApplyBonds` (the files installed under
+a revert timer, because re-plumbing the network can cut the SSH session doing
+it). Where the kernel has no bonding driver (the local lab: containers share a
+host kernel without one) a node only gets the validation and is recorded as
+"not applied" with the reason.
 """
 
 from __future__ import annotations
 
 import html
-import ipaddress
-import json
 import re
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import pandas as pd
 
-from ..facts.bonding import BondStatus, parse_proc_bonding
+from ..errors import HakitError
+from ..facts import bonding as bondfacts
+from ..facts.base import Fact, read
+from ..facts.bonding import BondStatus, Declaration, Link, Probe, parse_ifquery
 from ..facts.errors import FactParseError
+from ..ops import ApplyContext, Barrier, Op, OperationError, sha256, short
 from ..params import Network, Node, Params, PublicNetwork
-from ..remote import Host, RemoteError, Result, connect
+from ..remote import connect as ssh_connect
 from ..render.interfaces import FILE_PREFIX, INTERFACES_DIR, BondOptions, render_all_interfaces
-from .base import Change, Check, OutcomeKind, Plan, StageResult, Verification
+from ..runner import RemoteError, Result, Runner
+from .base import Check, Plan, Verification
+from .driver import per_node
 
 STAGE = "01 bonding"
 NO_DRIVER = "not applied: this kernel has no bonding driver"
@@ -37,9 +46,18 @@ CONFIRM_MARGIN_S = 5  # stop trying to confirm this long before the timer would 
 REVERT_GRACE_S = 60  # after the timer fires: time for the revert to finish and SSH to come back
 ADDRESSES_FILE = "addresses.sh"  # in the backup: puts back the slaves' own addresses and default route
 REVERTED_FILE = "reverted"  # written by the revert script: when it ran (epoch seconds)
+CONFIG_FILES = (MAIN_FILE, f"{INTERFACES_DIR}/*")  # where the probe looks for declarations
 
-WRITE = "write"
 BRING_UP = "bring up"
+VALIDATED = "rendered files validated on the node (ifquery, ifup --no-act), nothing written"
+
+Connect = Callable[[str], Runner]  # node name -> a fresh session (SSH in real runs)
+
+
+class BondingError(HakitError, ValueError):
+    """Stage 1 cannot start as asked (a timer too short, facts or hosts missing); nothing was sent."""
+
+    stage = STAGE
 
 
 def _networks(params: Params) -> tuple[Network, PublicNetwork]:
@@ -58,25 +76,14 @@ def file_names(params: Params) -> list[str]:
     return [f"{FILE_PREFIX}{b}" for b in bond_names(params)]
 
 
+def check_revert_timer(revert_after_s: int) -> None:
+    if revert_after_s < MIN_REVERT_S:
+        raise BondingError(
+            f"revert_after_s={revert_after_s} is too short to reconnect and check; use {MIN_REVERT_S} or more"
+        )
+
+
 # --------------------------------------------------------------------- facts
-
-
-@dataclass(frozen=True)
-class Link:
-    """One network interface on a node: its kind (veth, bond, device, ...) and IPv4 addresses."""
-
-    name: str
-    kind: str
-    addresses: tuple[str, ...] = ()  # "10.77.0.11/24"
-
-
-@dataclass(frozen=True)
-class Declaration:
-    """A line of ifupdown config that names an interface: file, line number, text."""
-
-    path: str
-    line_no: int
-    text: str
 
 
 @dataclass(frozen=True)
@@ -135,50 +142,17 @@ class BondingFacts:
         return self.to_frame().to_string(index=False)
 
 
+def probe_fact(bonds: Sequence[str]) -> Fact[Probe]:
+    """The one read-only probe of a node for these bonds (see `facts.bonding.probe`)."""
+    return bondfacts.probe(bonds, CONFIG_FILES)
+
+
 def probe_command(params: Params) -> str:
-    """One read-only shell line per node; prints sections that parse_probe reads."""
-    cats = "; ".join(
-        f"echo '== bonding {b}'; cat /proc/net/bonding/{b} 2>/dev/null || true" for b in bond_names(params)
-    )
-    return (
-        "echo '== driver'; "
-        "if [ -d /sys/module/bonding ]; then echo 'sysmodule yes'; else echo 'sysmodule no'; fi; "
-        "m=$(modprobe -n bonding 2>&1); echo \"modprobe $? $(echo $m | tr '\\n' ' ')\"; "
-        "echo '== links'; ip -j -d addr show; "
-        "echo '== config'; "
-        "grep -HnsE '^[[:space:]]*(auto|allow-[a-z-]+|iface|mapping|source|source-directory)[[:space:]]' "
-        f"{MAIN_FILE} {INTERFACES_DIR}/* || true; "
-        + cats
-    )
+    """The probe's shell line for these params (read-only)."""
+    return str(probe_fact(bond_names(params)).command)
 
 
-def _sections(output: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    current: list[str] = []
-    for line in output.splitlines():
-        if line.startswith("== "):
-            current = out.setdefault(line[3:].strip(), [])
-        else:
-            current.append(line)
-    return out
-
-
-def parse_links(ip_json: str) -> dict[str, Link]:
-    """Pure: `ip -j -d addr show` -> {name: Link}."""
-    try:
-        entries = json.loads(ip_json or "[]")
-    except json.JSONDecodeError:
-        raise FactParseError("ip -j -d addr show", "not JSON") from None
-    links = {}
-    for e in entries:
-        fallback = "loopback" if e.get("link_type") == "loopback" else "device"  # NICs carry no linkinfo
-        kind = (e.get("linkinfo") or {}).get("info_kind") or fallback
-        addrs = tuple(f"{a['local']}/{a['prefixlen']}" for a in e.get("addr_info", []) if a.get("family") == "inet")
-        links[e["ifname"]] = Link(e["ifname"], kind, addrs)
-    return links
-
-
-def sources_interfaces_d(lines: list[Declaration]) -> bool:
+def sources_interfaces_d(lines: Sequence[Declaration]) -> bool:
     """Pure: does /etc/network/interfaces include every file in /etc/network/interfaces.d?"""
     wanted = {
         "source": {f"{INTERFACES_DIR}/*", "interfaces.d/*"},
@@ -191,7 +165,7 @@ def sources_interfaces_d(lines: list[Declaration]) -> bool:
     return False
 
 
-def foreign_declarations(lines: list[Declaration], names: list[str], ours: list[str]) -> tuple[Declaration, ...]:
+def foreign_declarations(lines: Sequence[Declaration], names: list[str], ours: list[str]) -> tuple[Declaration, ...]:
     """Pure: lines outside our files that declare one of `names` (auto, allow-*, iface)."""
     found = []
     for d in lines:
@@ -209,61 +183,45 @@ def foreign_declarations(lines: list[Declaration], names: list[str], ours: list[
     return tuple(found)
 
 
-def parse_probe(params: Params, node: str, output: str, files: dict[str, str | None]) -> NodeFacts:
-    """Pure: the probe output of one node (plus our files' text, read over SFTP) -> NodeFacts."""
-    sec = _sections(output)
-    drv = dict(line.split(" ", 1) for line in sec.get("driver", []) if " " in line)
-    sysmodule = drv.get("sysmodule") == "yes"
-    mp_code, _, mp_msg = drv.get("modprobe", "? ").partition(" ")
-    if sysmodule:
-        driver, detail = True, "loaded (/sys/module/bonding)"
-    elif mp_code == "0":
-        driver, detail = True, "loadable (`modprobe -n bonding` succeeds)"
-    else:
-        driver = False
-        detail = f"no /sys/module/bonding; `modprobe -n bonding`: {mp_msg.strip() or f'exit {mp_code}'}"
-    decls = []
-    for line in sec.get("config", []):
-        path, _, rest = line.partition(":")
-        no, _, text = rest.partition(":")
-        if no.isdigit() and text.strip():
-            decls.append(Declaration(path, int(no), text.strip()))
-    bonds = {}
-    for b in bond_names(params):
-        text = "\n".join(sec.get(f"bonding {b}", [])).strip()
-        if text:
-            bonds[b] = parse_proc_bonding(text + "\n", b)
+def node_facts(params: Params, node: str, probe: Probe, files: dict[str, str | None]) -> NodeFacts:
+    """Pure: a node's probe (plus our files' text, read over SFTP) compared with what the params name."""
     return NodeFacts(
         node=node,
-        driver=driver,
-        driver_detail=detail,
-        links=parse_links("\n".join(sec.get("links", []))),
+        driver=probe.driver,
+        driver_detail=probe.driver_detail,
+        links=probe.links,
         files=files,
-        sources_dir=sources_interfaces_d(decls),
-        foreign=foreign_declarations(decls, bond_names(params) + slave_names(params), file_names(params)),
-        bonds=bonds,
+        sources_dir=sources_interfaces_d(probe.declarations),
+        foreign=foreign_declarations(probe.declarations, bond_names(params) + slave_names(params), file_names(params)),
+        bonds=probe.bonds,
     )
 
 
-def _gather_node(host: Host, params: Params) -> NodeFacts:
-    out = host.run(probe_command(params)).stdout
+def parse_probe(params: Params, node: str, output: str, files: dict[str, str | None]) -> NodeFacts:
+    """Pure: the probe output of one node (plus our files' text) -> NodeFacts."""
+    return node_facts(params, node, bondfacts.parse_probe(output, bond_names(params)), files)
+
+
+def _gather_node(host: Runner, params: Params) -> NodeFacts:
+    probe = read(host, probe_fact(bond_names(params)))
     files = {f: host.read_text(f"{INTERFACES_DIR}/{f}") for f in file_names(params)}
-    return parse_probe(params, host.name, out, files)
+    return node_facts(params, host.name, probe, files)
 
 
-def gather(hosts: Mapping[str, Host], params: Params) -> BondingFacts:
-    """Read-only: bonding driver, links, our files, ifupdown includes and live bonds on every node."""
-    return BondingFacts({n.name: _gather_node(_host(hosts, n.name), params) for n in params.nodes})
+def _names(hosts: Mapping[str, Runner], params: Params) -> list[str]:
+    names = [n.name for n in params.nodes]
+    missing = [n for n in names if n not in hosts]
+    if missing:
+        raise BondingError(f"no connection to {', '.join(missing)}; make hosts with notebook.connect_nodes(params)")
+    return names
 
 
-def _host(hosts: Mapping[str, Host], name: str) -> Host:
-    try:
-        return hosts[name]
-    except KeyError:
-        raise KeyError(f"no connection to {name}; make hosts with notebook.connect_nodes(params)") from None
+def gather(hosts: Mapping[str, Runner], params: Params) -> BondingFacts:
+    """Read-only: bonding driver, links, our files, ifupdown includes and live bonds on every node (in parallel)."""
+    return BondingFacts(per_node(hosts, _names(hosts, params), lambda h: _gather_node(h, params)))
 
 
-# --------------------------------------------------------------------- rendered files
+# --------------------------------------------------------------------- what is wanted
 
 
 @dataclass(frozen=True)
@@ -293,34 +251,127 @@ def rendered(params: Params, options: BondOptions | None = None) -> RenderedFile
     return RenderedFiles(render_all_interfaces(params, options))
 
 
+@dataclass(frozen=True)
+class BondLayout:
+    """One bond: its name, its slaves (primary first) and its network's prefix length."""
+
+    bond: str
+    slaves: tuple[str, ...]
+    prefixlen: int
+
+
+def _layout(params: Params) -> tuple[BondLayout, ...]:
+    return tuple(BondLayout(net.bond, tuple(net.slaves), net.subnet.prefixlen) for net in _networks(params))
+
+
+def _timers(options: BondOptions | None) -> tuple[int, int, int]:
+    o = options or BondOptions()
+    return o.miimon, o.updelay, o.downdelay
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One node's bonds as wanted, as plain data an operation carries: apply needs no params."""
+
+    node: str
+    files: dict[str, str] = field(repr=False)  # file name -> rendered text
+    nets: tuple[BondLayout, ...]
+    stanzas: dict[str, dict[str, str]] = field(repr=False)  # iface -> what `ifquery iface` must print
+    timers: tuple[int, int, int]  # miimon, updelay, downdelay (ms)
+
+    @property
+    def bonds(self) -> list[str]:
+        return [n.bond for n in self.nets]
+
+    @property
+    def slaves(self) -> list[str]:
+        return [s for n in self.nets for s in n.slaves]
+
+    def digests(self) -> str:
+        return ", ".join(f"{name} sha256 {short(sha256(text.encode()))}" for name, text in self.files.items())
+
+
+def wanted(params: Params, node: Node | str, options: BondOptions | None = None,
+           files: Mapping[str, str] | None = None) -> Wanted:
+    """Pure: what one node must end up with (``files`` overrides the rendered text, e.g. in tests)."""
+    n = params.node(node) if isinstance(node, str) else node
+    texts = dict(files) if files is not None else render_all_interfaces(params, options)[n.name]
+    return Wanted(n.name, texts, _layout(params), expected_stanzas(params, n, options), _timers(options))
+
+
+def expected_stanzas(params: Params, node: Node, options: BondOptions | None = None) -> dict[str, dict[str, str]]:
+    """Pure: what `ifquery <iface>` must print for each bond and slave (broadcast aside)."""
+    o = options or BondOptions()
+    want: dict[str, dict[str, str]] = {}
+    for net, ip in ((params.networks.private, node.private_ip), (params.networks.public, node.public_ip)):
+        bond = {"address": str(ip), "netmask": str(net.subnet.netmask)}
+        if isinstance(net, PublicNetwork):
+            bond["gateway"] = str(net.gateway)
+        bond |= {
+            "bond-slaves": " ".join(net.slaves),
+            "bond-mode": o.mode,
+            "bond-miimon": str(o.miimon),
+            "bond-downdelay": str(o.downdelay),
+            "bond-updelay": str(o.updelay),
+            "bond-primary": net.slaves[0],
+        }
+        want[net.bond] = bond
+        for s in net.slaves:
+            want[s] = {"bond-master": net.bond}
+    return want
+
+
 # --------------------------------------------------------------------- plan
 
 
-def plan(params: Params, facts: BondingFacts, options: BondOptions | None = None) -> Plan:
-    """Pure: per node, write the bond files and bring the bonds up, or say why not."""
+def plan(params: Params, facts: BondingFacts, options: BondOptions | None = None, revert_after_s: int = 60,
+         connect: Connect | None = None) -> Plan:
+    """Pure: per node, validate the rendered files and (where bonding applies) install them safely, or say why not.
+
+    Order: every node's `ValidateInterfaces` first, a barrier, then `SafeApplyBonds` on the nodes
+    whose files differ or whose bonds are down. ``connect`` opens the fresh session a safe apply
+    confirms the bonds over (default: SSH with the params' pinned host keys).
+    """
+    check_revert_timer(revert_after_s)
     missing = [n.name for n in params.nodes if n.name not in facts.nodes]
     if missing:
-        raise KeyError(f"no facts for {', '.join(missing)}; run gather() with the same params first")
-    wanted = render_all_interfaces(params, options)
-    p = Plan(STAGE)
+        raise BondingError(f"no facts for {', '.join(missing)}; run gather() with the same params first")
+    texts = render_all_interfaces(params, options)
+    reconnect = connect or partial(ssh_connect, params)
+    p = Plan(STAGE, order=[n.name for n in params.nodes])
+    checks: list[Op] = []
+    applies: list[Op] = []
     for n in params.nodes:
         f = facts[n.name]
+        w = wanted(params, n, options, texts[n.name])
         why = _blocker(params, f)
         if why:
             p.not_applicable[n.name] = why
+            checks.append(ValidateInterfaces(
+                node=n.name, wanted=w, reason="nothing is applied here, but ifupdown on the node says whether "
+                                              "the rendered files would work"))
             continue
-        differ = {name: text for name, text in wanted[n.name].items() if f.files.get(name) != text}
-        down = [b for b in bond_names(params) if b not in f.bonds]
-        for name in differ:
-            state = "absent" if f.files.get(name) is None else "differs from the rendered text"
-            p.changes.append(Change(n.name, f"{WRITE} {INTERFACES_DIR}/{name}", state))
-        if differ or down:
-            reason = "new files take effect" if differ else f"files in place, but {', '.join(down)} not up"
-            p.changes.append(
-                Change(n.name, f"{BRING_UP} {' '.join(bond_names(params))} (safe apply, automatic revert)", reason)
-            )
+        differ = [name for name, text in w.files.items() if f.files.get(name) != text]
+        down = [b for b in w.bonds if b not in f.bonds]
+        if not differ and not down:
+            p.no_change[n.name] = f"{', '.join(w.files)} as rendered; {', '.join(f.bonds)} up"
+            continue
+        if differ:
+            states = [f"{name} {'absent' if f.files.get(name) is None else 'differs from the rendered text'}"
+                      for name in differ]
+            reason = "; ".join(states) + ": the new files take effect"
         else:
-            p.no_change[n.name] = f"{', '.join(wanted[n.name])} as rendered; {', '.join(f.bonds)} up"
+            reason = f"files in place, but {', '.join(down)} not up"
+        checks.append(ValidateInterfaces(node=n.name, wanted=w,
+                                         reason="ifupdown parses the new files before anything is written"))
+        applies.append(SafeApplyBonds(
+            node=n.name, wanted=w, reason=reason, revert_after_s=revert_after_s,
+            steps=safe_apply_steps(params, revert_after_s), apply_sh=apply_script(params),
+            revert_sh=revert_script(params), connect=reconnect))
+    p.ops += checks
+    if applies:
+        p.ops.append(Barrier(text="ifupdown accepted the rendered files on every node"))
+        p.ops += applies
     if any(r.startswith(NO_DRIVER) for r in p.not_applicable.values()):
         p.notes.append(
             "No bonding driver: the running kernel cannot make bonds (the local lab's containers share such a "
@@ -328,10 +379,10 @@ def plan(params: Params, facts: BondingFacts, options: BondOptions | None = None
             "in a temp dir, writes nothing, and records 'not applied'. The lab's bond0/bond1 are plain links "
             "named like the bonds so later stages work; they are not bonds."
         )
-    if p.changes:
+    if applies:
         p.notes.append(
             "Safe apply: old files are backed up and a timer on each node restores them unless the runbook "
-            "reconnects over SSH and sees the bonds healthy in time."
+            f"reconnects over SSH and sees the bonds healthy within {revert_after_s} s."
         )
     return p
 
@@ -364,52 +415,9 @@ def _blocker(params: Params, f: NodeFacts) -> str | None:
 # --------------------------------------------------------------------- validation on the node
 
 
-def expected_stanzas(params: Params, node: Node, options: BondOptions | None = None) -> dict[str, dict[str, str]]:
-    """Pure: what `ifquery <iface>` must print for each bond and slave (broadcast aside)."""
-    o = options or BondOptions()
-    want: dict[str, dict[str, str]] = {}
-    for net, ip in ((params.networks.private, node.private_ip), (params.networks.public, node.public_ip)):
-        bond = {"address": str(ip), "netmask": str(net.subnet.netmask)}
-        if isinstance(net, PublicNetwork):
-            bond["gateway"] = str(net.gateway)
-        bond |= {
-            "bond-slaves": " ".join(net.slaves),
-            "bond-mode": o.mode,
-            "bond-miimon": str(o.miimon),
-            "bond-downdelay": str(o.downdelay),
-            "bond-updelay": str(o.updelay),
-            "bond-primary": net.slaves[0],
-        }
-        want[net.bond] = bond
-        for s in net.slaves:
-            want[s] = {"bond-master": net.bond}
-    return want
-
-
-def parse_ifquery(text: str) -> dict[str, str]:
-    """Pure: `ifquery IFACE` output ("key: value" lines) -> dict; address/prefix split like ifupdown does."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(": ")
-        if sep:
-            out.setdefault(key.strip(), value.strip())
-    if "/" in out.get("address", ""):
-        iface = ipaddress.IPv4Interface(out["address"])
-        out["address"], out["netmask"] = str(iface.ip), str(iface.netmask)
-    out.pop("broadcast", None)
-    return out
-
-
-def judge_validation(
-    params: Params,
-    node: Node,
-    listing: Result,
-    queries: Mapping[str, Result],
-    noact: Result,
-    options: BondOptions | None = None,
-) -> list[Check]:
+def judge(w: Wanted, listing: Result, queries: Mapping[str, Result], noact: Result) -> list[Check]:
     """Pure: ifupdown's answers on the temp copy -> check rows (parse, stanzas, ifup --no-act)."""
-    name, bonds = node.name, bond_names(params)
+    name, bonds = w.node, w.bonds
     checks = []
     autos = [i for i in listing.stdout.split() if i != "lo"]
     parse_ok = listing.ok and not listing.stderr.strip() and sorted(autos) == sorted(bonds)
@@ -423,8 +431,8 @@ def judge_validation(
             else _tail(listing) or f"auto: {' '.join(autos)}; expected {' '.join(bonds)}",
         )
     )
-    want = expected_stanzas(params, node, options)
-    for net in _networks(params):
+    want = w.stanzas
+    for net in w.nets:
         problems = []
         for iface in (net.bond, *net.slaves):
             r = queries[iface]
@@ -437,7 +445,7 @@ def judge_validation(
                     problems.append(f"{iface} {key}: expected {want[iface].get(key)!r}, ifquery says {got.get(key)!r}")
         b = want[net.bond]
         ok_detail = (
-            f"{b['address']}/{net.subnet.prefixlen} over {b['bond-slaves']} (each bond-master {net.bond}), "
+            f"{b['address']}/{net.prefixlen} over {b['bond-slaves']} (each bond-master {net.bond}), "
             f"{b['bond-mode']}, miimon {b['bond-miimon']}, updelay {b['bond-updelay']}, downdelay {b['bond-downdelay']}"
         )
         detail = "; ".join(problems) or ok_detail
@@ -446,7 +454,7 @@ def judge_validation(
     said = noact.stdout + noact.stderr
     complaints = [line.strip() for line in said.splitlines() if line.startswith("ifup:")]
     missing = []
-    for net in _networks(params):
+    for net in w.nets:
         ip = want[net.bond]
         addr = re.escape(f"{ip['address']}/{ip['netmask']}")
         if not re.search(rf"ip addr add {addr}\b.*\bdev {net.bond}\b", said):
@@ -466,6 +474,18 @@ def judge_validation(
     return checks
 
 
+def judge_validation(
+    params: Params,
+    node: Node,
+    listing: Result,
+    queries: Mapping[str, Result],
+    noact: Result,
+    options: BondOptions | None = None,
+) -> list[Check]:
+    """Pure: `judge` for a node of these params."""
+    return judge(wanted(params, node, options), listing, queries, noact)
+
+
 def _listed(checks: list[Check]) -> str:
     return "; ".join(f"{c.check}: {c.detail}" for c in checks)
 
@@ -474,30 +494,32 @@ def _tail(r: Result) -> str:
     return " | ".join((r.stderr or "").strip().splitlines()[-4:])
 
 
-def validate_on_node(
-    host: Host, params: Params, files: Mapping[str, str], options: BondOptions | None = None
-) -> list[Check]:
-    """Parse `files` with ifupdown on the node, in a private temp dir that is removed after; changes nothing."""
-    node = params.node(host.name)
+def validate_files(host: Runner, w: Wanted) -> list[Check]:
+    """Parse ``w.files`` with ifupdown on the node, in a private temp dir that is removed after; changes nothing."""
     tmp = host.run(["mktemp", "-d", "/tmp/hakit-bonding.XXXXXXXX"]).stdout.strip()
     try:
         host.run(["mkdir", f"{tmp}/interfaces.d", f"{tmp}/state"])
-        for name, text in files.items():
+        for name, text in w.files.items():
             host.write_bytes(f"{tmp}/interfaces.d/{name}", text.encode())
         main = f"{tmp}/interfaces"
         host.write_bytes(main, f"source {tmp}/interfaces.d/*\n".encode())
         listing = host.run(["ifquery", "-i", main, "--list", "-a"], check=False)
-        queries = {i: host.run(["ifquery", "-i", main, i], check=False) for i in bond_names(params) + slave_names(params)}
-        noact = host.run(
-            ["ifup", "--no-act", "--state-dir", f"{tmp}/state", "-i", main, *bond_names(params)], check=False
-        )
+        queries = {i: host.run(["ifquery", "-i", main, i], check=False) for i in w.bonds + w.slaves}
+        noact = host.run(["ifup", "--no-act", "--state-dir", f"{tmp}/state", "-i", main, *w.bonds], check=False)
     finally:
         host.run(["rm", "-rf", "--", tmp], check=False)
-    return judge_validation(params, node, listing, queries, noact, options)
+    return judge(w, listing, queries, noact)
+
+
+def validate_on_node(
+    host: Runner, params: Params, files: Mapping[str, str], options: BondOptions | None = None
+) -> list[Check]:
+    """`validate_files` for a node of these params."""
+    return validate_files(host, wanted(params, host.name, options, files))
 
 
 def validate(
-    hosts: Mapping[str, Host],
+    hosts: Mapping[str, Runner],
     params: Params,
     options: BondOptions | None = None,
     files: Mapping[str, Mapping[str, str]] | None = None,
@@ -505,9 +527,39 @@ def validate(
     """Render (or take `files`, {node: {name: text}}) and validate on every node without applying."""
     files = files or render_all_interfaces(params, options)
     v = Verification(STAGE)
-    for n in params.nodes:
-        v.checks += validate_on_node(_host(hosts, n.name), params, files[n.name], options)
+    found = per_node(hosts, _names(hosts, params), lambda h: validate_on_node(h, params, files[h.name], options))
+    for checks in found.values():
+        v.checks += checks
     return v
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidateInterfaces(Op):
+    """Check the rendered files with the node's own ifupdown (ifquery, ifup --no-act) in a temp dir.
+
+    Read-only: the temp dir is removed, /etc/network is not touched. Raises if ifupdown disagrees.
+    """
+
+    wanted: Wanted
+    mutates = False
+
+    @property
+    def action(self) -> str:
+        return f"validate {', '.join(self.wanted.files)} (ifquery, ifup --no-act, temp dir)"
+
+    def describe(self) -> str:
+        return (f"validate {self.wanted.digests()} with ifupdown (ifquery, ifup --no-act "
+                f"{' '.join(self.wanted.bonds)}) in a private temp dir")
+
+    def execute(self, ctx: ApplyContext) -> str:
+        bad = [c for c in validate_files(ctx.host(self.node), self.wanted) if not c.ok]
+        if bad:
+            raise OperationError(f"rendered files do not validate, nothing written: {_listed(bad)}; "
+                                 "fix the params (or the renderer) and run again")
+        return VALIDATED
+
+    def to_dict(self) -> dict[str, Any]:
+        return super().to_dict() | {"files": {n: sha256(t.encode()) for n, t in self.wanted.files.items()}}
 
 
 # --------------------------------------------------------------------- safe apply (real kernels only)
@@ -613,13 +665,12 @@ def safe_apply_steps(
     )
 
 
-def bond_checks(
-    params: Params, node: str, bonds: Mapping[str, BondStatus], options: BondOptions | None = None
-) -> list[Check]:
-    """Pure: the live bonds against the params: active-backup, MII up, an active slave, both slaves up, timers."""
-    o = options or BondOptions()
+def check_bonds(node: str, nets: Sequence[BondLayout], timers: tuple[int, int, int],
+                bonds: Mapping[str, BondStatus]) -> list[Check]:
+    """Pure: the live bonds against the wanted layout: active-backup, MII up, an active slave, both slaves up, timers."""
+    miimon, updelay, downdelay = timers
     out = []
-    for net in _networks(params):
+    for net in nets:
         b = bonds.get(net.bond)
         if b is None:
             why = f"no /proc/net/bonding/{net.bond}; run the stage with dry_run=False"
@@ -638,112 +689,146 @@ def bond_checks(
             ),
             Check(
                 node,
-                f"{net.bond} miimon/updelay/downdelay {o.miimon}/{o.updelay}/{o.downdelay} ms",
-                (b.miimon_ms, b.updelay_ms, b.downdelay_ms) == (o.miimon, o.updelay, o.downdelay),
+                f"{net.bond} miimon/updelay/downdelay {miimon}/{updelay}/{downdelay} ms",
+                (b.miimon_ms, b.updelay_ms, b.downdelay_ms) == timers,
                 f"{b.miimon_ms}/{b.updelay_ms}/{b.downdelay_ms} ms",
             ),
         ]
     return out
 
 
-def _reconnect_and_check(
-    params: Params, name: str, deadline: float, options: BondOptions | None
-) -> tuple[Host | None, list[Check]]:
-    """Open a fresh SSH session and read the bonds until they verify or the deadline passes."""
-    host: Host | None = None
-    checks: list[Check] = [Check(name, "reconnect over SSH", False, "no attempt finished before the deadline")]
-    while time.monotonic() < deadline:
+def bond_checks(
+    params: Params, node: str, bonds: Mapping[str, BondStatus], options: BondOptions | None = None
+) -> list[Check]:
+    """Pure: `check_bonds` for the bonds these params name."""
+    return check_bonds(node, _layout(params), _timers(options), bonds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SafeApplyBonds(Op):
+    """Install the bond files and bring the bonds up under a revert timer on the node.
+
+    Steps (`SafeApplySteps.order`): refuse if an earlier timer is armed, stage the files and the
+    apply/revert scripts, back up the old files and the slaves' addresses, arm the timer, apply
+    (as its own systemd unit), then over a **fresh** session (``connect``) read the bonds until they
+    verify, cancel the timer and check it is gone. On failure it reverts (at once, or the timer
+    does) and raises with what happened. ``ctx.hosts[node]`` becomes the fresh session.
+    """
+
+    wanted: Wanted
+    revert_after_s: int
+    steps: SafeApplySteps = field(repr=False)
+    apply_sh: str = field(repr=False)
+    revert_sh: str = field(repr=False)
+    connect: Connect = field(repr=False, compare=False)
+
+    @property
+    def action(self) -> str:
+        return f"{BRING_UP} {' '.join(self.wanted.bonds)} (safe apply, automatic revert)"
+
+    def describe(self) -> str:
+        return (f"safe apply {' '.join(self.wanted.bonds)}: install {self.wanted.digests()} in {INTERFACES_DIR} "
+                f"under a {self.revert_after_s} s revert timer ({REVERT_UNIT}.timer), confirm over a fresh SSH session")
+
+    def to_dict(self) -> dict[str, Any]:
+        return super().to_dict() | {
+            "files": {n: sha256(t.encode()) for n, t in self.wanted.files.items()},
+            "apply.sh": sha256(self.apply_sh.encode()), "revert.sh": sha256(self.revert_sh.encode()),
+            "revert_after_s": self.revert_after_s,
+        }
+
+    def execute(self, ctx: ApplyContext) -> str:
+        h, st, name = ctx.host(self.node), self.steps, self.node
+        if h.run(st.precheck, check=False).ok:
+            raise OperationError(
+                f"a revert timer from an earlier run ({REVERT_UNIT}.timer) is still armed; let it fire (it restores "
+                f"the old files) or stop it with `systemctl stop {REVERT_UNIT}.timer`, then run again"
+            )
+        h.run(st.prepare)
+        for fname, text in self.wanted.files.items():
+            h.write_bytes(f"{WORK_DIR}/staged/{fname}", text.encode())
+        h.write_bytes(f"{WORK_DIR}/apply.sh", self.apply_sh.encode(), mode=0o755)
+        h.write_bytes(f"{WORK_DIR}/revert.sh", self.revert_sh.encode(), mode=0o755)
+        h.run(st.backup)
+        h.run(st.arm)
+        armed_at = time.monotonic()
+        deadline = armed_at + self.revert_after_s - CONFIRM_MARGIN_S
         try:
-            host = host or connect(params, name)
-            checks = bond_checks(params, name, _gather_node(host, params).bonds, options)
-            if all(c.ok for c in checks):
-                break
-        except (RemoteError, FactParseError) as e:
-            checks = [Check(name, "reconnect over SSH", False, str(e).splitlines()[0])]
-            host = None
-        time.sleep(2)
-    return host, checks
-
-
-def _safe_apply(
-    hosts: MutableMapping[str, Host], params: Params, name: str, revert_after_s: int, options: BondOptions | None
-) -> tuple[OutcomeKind, str]:
-    """Install the files under a revert timer; cancel the timer only after a fresh SSH session sees the bonds healthy."""
-    h = hosts[name]
-    files = render_all_interfaces(params, options)[name]
-    bad = [c for c in validate_on_node(h, params, files, options) if not c.ok]
-    if bad:
-        return "failed", f"rendered files do not validate, nothing written: {_listed(bad)}"
-    steps = safe_apply_steps(params, revert_after_s)
-    if h.run(steps.precheck, check=False).ok:
-        return "failed", (
-            f"a revert timer from an earlier run ({REVERT_UNIT}.timer) is still armed; let it fire (it restores "
-            f"the old files) or stop it with `systemctl stop {REVERT_UNIT}.timer`, then run again"
-        )
-    h.run(steps.prepare)
-    for fname, text in files.items():
-        h.write_bytes(f"{WORK_DIR}/staged/{fname}", text.encode())
-    h.write_bytes(f"{WORK_DIR}/apply.sh", apply_script(params).encode(), mode=0o755)
-    h.write_bytes(f"{WORK_DIR}/revert.sh", revert_script(params).encode(), mode=0o755)
-    h.run(steps.backup)
-    h.run(steps.arm)
-    armed_at = time.monotonic()
-    deadline = armed_at + revert_after_s - CONFIRM_MARGIN_S
-    try:
-        r = h.run(steps.apply, check=False, timeout=revert_after_s)
-        if not r.ok:
-            return "failed", f"ifup of the bonds failed (exit {r.exit_code}: {_tail(r)}); {_revert_now(h, steps)}"
-    except RemoteError:
-        pass  # the session may drop when the network under it changes; the fresh session below decides
-    host, checks = _reconnect_and_check(params, name, deadline, options)
-    if host is None:
-        h.close()
-        lost = f"no SSH session within {revert_after_s} s after applying (the new network config cut this node off)"
-        back, how = _await_revert(params, name, armed_at, revert_after_s)
-        if back is not None:
-            hosts[name] = back
-        return "failed", f"{lost}; {how}"
-    h.close()
-    hosts[name] = host
-    bad = [c for c in checks if not c.ok]
-    if bad:
-        return "failed", f"bonds did not verify ({_listed(bad)}); {_revert_now(host, steps)}"
-    host.run(steps.cancel)
-    state = host.run(steps.confirm, check=False).stdout.strip()
-    if state == "active":
-        return "failed", f"bonds verified but {REVERT_UNIT}.timer is still active: it will revert; stop it by hand"
-    bonds = ", ".join(bond_names(params))
-    return "changed", f"{', '.join(files)} installed; {bonds} verified; revert timer cancelled ({state})"
-
-
-def _await_revert(params: Params, name: str, armed_at: float, revert_after_s: int) -> tuple[Host | None, str]:
-    """After a lost node: wait for its revert timer to fire and SSH to come back; say what happened."""
-    give_up = armed_at + revert_after_s + REVERT_GRACE_S
-    while time.monotonic() < give_up:
-        try:
-            host = connect(params, name)
-            marker = host.run(["cat", f"{WORK_DIR}/{REVERTED_FILE}"], check=False)
+            r = h.run(st.apply, check=False, timeout=self.revert_after_s)
         except RemoteError:
-            time.sleep(1)
-            continue
-        back_after = time.monotonic() - armed_at
-        if not marker.ok:  # reachable, yet the revert has not run: it still will, when the timer fires
-            host.close()
-            time.sleep(1)
-            continue
-        bonds = _gather_node(host, params).bonds
-        now = ", ".join(f"{b.name} over {'+'.join(s.name for s in b.slaves)}" for b in bonds.values()) or "no bonds"
-        return host, (
-            f"the revert timer fired after {revert_after_s} s and restored the old files and addresses "
-            f"(now: {now}); node reachable again over SSH {back_after:.0f} s after the apply"
+            r = None  # the session may drop when the network under it changes; the fresh session below decides
+        if r is not None and not r.ok:
+            raise OperationError(f"ifup of the bonds failed (exit {r.exit_code}: {_tail(r)}); {_revert_now(h, st)}")
+        host, checks = self._reconnect_and_check(deadline)
+        if host is None:
+            h.close()
+            lost = (f"no SSH session within {self.revert_after_s} s after applying "
+                    "(the new network config cut this node off)")
+            back, how = self._await_revert(armed_at)
+            if back is not None:
+                ctx.hosts[name] = back
+            raise OperationError(f"{lost}; {how}")
+        h.close()
+        ctx.hosts[name] = host
+        bad = [c for c in checks if not c.ok]
+        if bad:
+            raise OperationError(f"bonds did not verify ({_listed(bad)}); {_revert_now(host, st)}")
+        host.run(st.cancel)
+        state = host.run(st.confirm, check=False).stdout.strip()
+        if state == "active":
+            raise OperationError(
+                f"bonds verified but {REVERT_UNIT}.timer is still active: it will revert; stop it by hand "
+                f"(`systemctl stop {REVERT_UNIT}.timer`) and run the stage again")
+        return (f"{', '.join(self.wanted.files)} installed; {', '.join(self.wanted.bonds)} verified; "
+                f"revert timer cancelled ({state})")
+
+    def _bonds(self, host: Runner) -> dict[str, BondStatus]:
+        return read(host, probe_fact(self.wanted.bonds)).bonds
+
+    def _reconnect_and_check(self, deadline: float) -> tuple[Runner | None, list[Check]]:
+        """Open a fresh session and read the bonds until they verify or the deadline passes."""
+        host: Runner | None = None
+        checks = [Check(self.node, "reconnect over SSH", False, "no attempt finished before the deadline")]
+        while time.monotonic() < deadline:
+            try:
+                host = host or self.connect(self.node)
+                checks = check_bonds(self.node, self.wanted.nets, self.wanted.timers, self._bonds(host))
+                if all(c.ok for c in checks):
+                    break
+            except (RemoteError, FactParseError) as e:
+                checks = [Check(self.node, "reconnect over SSH", False, str(e).splitlines()[0])]
+                host = None
+            time.sleep(2)
+        return host, checks
+
+    def _await_revert(self, armed_at: float) -> tuple[Runner | None, str]:
+        """After a lost node: wait for its revert timer to fire and SSH to come back; say what happened."""
+        give_up = armed_at + self.revert_after_s + REVERT_GRACE_S
+        while time.monotonic() < give_up:
+            try:
+                host = self.connect(self.node)
+                marker = host.run(["cat", f"{WORK_DIR}/{REVERTED_FILE}"], check=False)
+            except RemoteError:
+                time.sleep(1)
+                continue
+            back_after = time.monotonic() - armed_at
+            if not marker.ok:  # reachable, yet the revert has not run: it still will, when the timer fires
+                host.close()
+                time.sleep(1)
+                continue
+            bonds = self._bonds(host)
+            now = ", ".join(f"{b.name} over {'+'.join(s.name for s in b.slaves)}" for b in bonds.values()) or "no bonds"
+            return host, (
+                f"the revert timer fired after {self.revert_after_s} s and restored the old files and addresses "
+                f"(now: {now}); node reachable again over SSH {back_after:.0f} s after the apply"
+            )
+        return None, (
+            f"the revert timer ({self.revert_after_s} s) should have restored the old files, but the node was still "
+            f"unreachable {self.revert_after_s + REVERT_GRACE_S} s after the apply; use its console"
         )
-    return None, (
-        f"the revert timer ({revert_after_s} s) should have restored the old files, but the node was still "
-        f"unreachable {revert_after_s + REVERT_GRACE_S} s after the apply; use its console"
-    )
 
 
-def _revert_now(host: Host, steps: SafeApplySteps) -> str:
+def _revert_now(host: Runner, steps: SafeApplySteps) -> str:
     """Run the revert at once instead of waiting for the timer; the session may drop while it runs."""
     try:
         host.run(steps.revert_now, check=False)
@@ -752,74 +837,79 @@ def _revert_now(host: Host, steps: SafeApplySteps) -> str:
         return "revert started; the session dropped while networking restarted"
 
 
-def apply(
-    hosts: MutableMapping[str, Host],
-    params: Params,
-    plan: Plan,
-    dry_run: bool = True,
-    revert_after_s: int = 60,
-    options: BondOptions | None = None,
-) -> StageResult:
-    """Carry out the plan; where bonding cannot apply, validate the rendered files and record why.
-
-    A dry run touches nothing. After a real apply, `hosts[node]` is replaced by the fresh
-    session that confirmed the bonds.
-    """
-    if plan.stage != STAGE:
-        raise ValueError(f"this is a plan for {plan.stage!r}; make one with bonding.plan(params, facts)")
-    if revert_after_s < MIN_REVERT_S:
-        raise ValueError(
-            f"revert_after_s={revert_after_s} is too short to reconnect and check; use {MIN_REVERT_S} or more"
-        )
-    result = StageResult(STAGE, dry_run=dry_run)
-    for n in params.nodes:
-        name = n.name
-        if name in plan.not_applicable:
-            reason = plan.not_applicable[name]
-            if dry_run:
-                result.add(name, "not applied", f"{reason}; dry run: nothing validated or written")
-                continue
-            files = render_all_interfaces(params, options)[name]
-            bad = [c for c in validate_on_node(_host(hosts, name), params, files, options) if not c.ok]
-            if bad:
-                result.add(name, "failed", f"{reason}; and the rendered files do not validate: {_listed(bad)}")
-            else:
-                done = "rendered files validated on the node (ifquery, ifup --no-act), nothing written"
-                result.add(name, "not applied", f"{reason}; {done}")
-        elif not plan.for_node(name):
-            result.add(name, "unchanged", plan.no_change.get(name, ""))
-        elif dry_run:
-            result.add(name, "not applied", "dry run: would " + "; ".join(c.action for c in plan.for_node(name)))
-        else:
-            result.add(name, *_safe_apply(hosts, params, name, revert_after_s, options))
-    return result
-
-
 # --------------------------------------------------------------------- verify
 
 
-def verify(hosts: Mapping[str, Host], params: Params, options: BondOptions | None = None) -> Verification:
+def verify(hosts: Mapping[str, Runner], params: Params, options: BondOptions | None = None) -> Verification:
     """Live bonds where the kernel can bond, honest rows and file validation where it cannot; addresses intact.
 
-    Read-only apart from the validation's private temp dir, which is removed.
+    Read-only apart from the validation's private temp dir, which is removed. Nodes are read in parallel.
     """
     v = Verification(STAGE)
-    wanted = render_all_interfaces(params, options)
-    for n in params.nodes:
-        h = _host(hosts, n.name)
-        f = _gather_node(h, params)
-        if f.driver:
-            v.checks += bond_checks(params, n.name, f.bonds, options)
-        else:
-            kinds = ", ".join(f"{b} is a plain {f.kind(b)} link" for b in bond_names(params))
-            claimed = bool(f.bonds) or any(f.kind(b) == "bond" for b in bond_names(params))
-            v.add(n.name, "no bond claimed without a driver", not claimed, f"{NO_DRIVER}; {kinds}, not a bond")
-            v.checks += validate_on_node(h, params, wanted[n.name], options)
-        nets = (("private", params.networks.private, n.private_ip), ("public", params.networks.public, n.public_ip))
-        for label, net, ip in nets:
-            cidr = f"{ip}/{net.subnet.prefixlen}"
-            on = [link.name for link in f.links.values() if cidr in link.addresses]
-            ok = net.bond in on or (not f.driver and bool(on))
-            where = f"on {', '.join(on)}" if on else "missing: connectivity lost?"
-            v.add(n.name, f"{label} address {cidr} on {net.bond}", ok, where)
+    texts = render_all_interfaces(params, options)
+    found = per_node(hosts, _names(hosts, params), lambda h: _verify_node(h, params, wanted(params, h.name, options,
+                                                                                                 texts[h.name])))
+    for checks in found.values():
+        v.checks += checks
     return v
+
+
+def _verify_node(h: Runner, params: Params, w: Wanted) -> list[Check]:
+    n = params.node(h.name)
+    f = _gather_node(h, params)
+    out: list[Check] = []
+    if f.driver:
+        out += check_bonds(n.name, w.nets, w.timers, f.bonds)
+    else:
+        kinds = ", ".join(f"{b} is a plain {f.kind(b)} link" for b in w.bonds)
+        claimed = bool(f.bonds) or any(f.kind(b) == "bond" for b in w.bonds)
+        out.append(Check(n.name, "no bond claimed without a driver", not claimed, f"{NO_DRIVER}; {kinds}, not a bond"))
+        out += validate_files(h, w)
+    nets = (("private", params.networks.private, n.private_ip), ("public", params.networks.public, n.public_ip))
+    for label, net, ip in nets:
+        cidr = f"{ip}/{net.subnet.prefixlen}"
+        on = [link.name for link in f.links.values() if cidr in link.addresses]
+        ok = net.bond in on or (not f.driver and bool(on))
+        where = f"on {', '.join(on)}" if on else "missing: connectivity lost?"
+        out.append(Check(n.name, f"{label} address {cidr} on {net.bond}", ok, where))
+    return out
+
+
+# --------------------------------------------------------------------- the stage
+
+
+class BondingStage:
+    """Stage 1 with its params, bond options and revert timer bound (see `stages.driver.Stage`).
+
+    ``connect`` opens the fresh session a safe apply confirms over (default: SSH); tests pass a fake.
+    """
+
+    name = STAGE
+
+    def __init__(self, params: Params, options: BondOptions | None = None, revert_after_s: int = 60,
+                 connect: Connect | None = None):
+        check_revert_timer(revert_after_s)
+        self.params = params
+        self.options = options
+        self.revert_after_s = revert_after_s
+        self.connect = connect
+
+    def gather(self, hosts: Mapping[str, Runner]) -> BondingFacts:
+        return gather(hosts, self.params)
+
+    def plan(self, facts: BondingFacts) -> Plan:
+        return plan(self.params, facts, self.options, self.revert_after_s, self.connect)
+
+    def verify(self, hosts: Mapping[str, Runner], wait: bool = True) -> Verification:
+        """Read-only (see `verify`); bonds are up when the apply returns, so there is nothing to wait for."""
+        return verify(hosts, self.params, self.options)
+
+    def rendered(self) -> RenderedFiles:
+        return rendered(self.params, self.options)
+
+    def validate(self, hosts: Mapping[str, Runner]) -> Verification:
+        return validate(hosts, self.params, self.options)
+
+    def artifacts(self) -> dict[str, object]:
+        """What the record keeps: the rendered files per node."""
+        return {"interfaces.d": self.rendered().files}

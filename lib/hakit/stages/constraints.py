@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import http.client
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..facts.pacemaker import ClusterStatus
 from ..params import Params
-from ..remote import Host
 from ..render.cib import Bundle, constraints
+from ..runner import Runner
 from . import cibstage
-from .base import Verification
+from .base import Plan, Verification
+from .driver import per_node
 from .resources import served_by
 
 STAGE = "06 constraints"
+SLUG = "06-constraints"
 
 
 def bundle(params: Params) -> Bundle:
@@ -53,7 +57,7 @@ def http_get(url: str, timeout: float = 3.0) -> HttpAnswer:
         conn.close()
 
 
-def listens_on_any(host: Host) -> tuple[bool, str]:
+def listens_on_any(host: Runner) -> tuple[bool, str]:
     """True if Apache's config binds port 80 on every address (so no VIP-before-Apache order is needed)."""
     r = host.run("grep -hE '^\\s*Listen\\s' /etc/apache2/ports.conf /etc/apache2/conf-enabled/*.conf 2>/dev/null",
                  check=False)
@@ -62,26 +66,48 @@ def listens_on_any(host: Host) -> tuple[bool, str]:
     return ok, ", ".join(dict.fromkeys(listens)) or "no Listen line"
 
 
-def wait_placed(hosts: dict[str, Host], via: str, params: Params, timeout_s: float = 60):
+class ConstraintsStage(cibstage.CibStage):
+    """Stage 6 with its params bound (see `stages.driver.Stage`): one CIB patch."""
+
+    name = STAGE
+    slug = SLUG
+
+    def __init__(self, params: Params, wait_s: float = 60) -> None:
+        super().__init__(params)
+        self.wait_s = wait_s
+
+    def bundle(self) -> Bundle:
+        return bundle(self.params)
+
+    def gather(self, hosts: Mapping[str, Runner]) -> cibstage.CibFacts:
+        return self.gather_cib(hosts)
+
+    def plan(self, facts: cibstage.CibFacts) -> Plan:
+        return self.plan_cib(facts)
+
+    def verify(self, hosts: Mapping[str, Runner], wait: bool = True) -> Verification:
+        return verify(hosts, self.params, wait_s=self.wait_s if wait else 0)
+
+
+def wait_placed(host: Runner, params: Params, timeout_s: float = 60) -> ClusterStatus:
     """Poll until vip and httpd run together on the preferred node (or time out); return the last status."""
     want = params.preferred_node
-    return cibstage.wait_for(hosts[via], lambda st: st.where("vip") == want and st.where("httpd") == want, timeout_s)
+    return cibstage.wait_for(host, lambda st: st.where("vip") == want and st.where("httpd") == want, timeout_s)
 
 
-def verify(hosts: dict[str, Host], params: Params, via: str, wait_s: float = 60) -> Verification:
+def verify(hosts: Mapping[str, Runner], params: Params, wait_s: float = 60) -> Verification:
     """Read-only: the constraints are live, the service sits on the preferred node, and a client sees it."""
     v = Verification(STAGE)
-    st = wait_placed(hosts, via, params, wait_s)
-    cibstage.verify_common(v, hosts, params, bundle(params), via)
+    wait_placed(hosts[cibstage.gather(hosts, params).via], params, wait_s)
+    _, st = cibstage.verify_common(v, hosts, params, bundle(params))
     want = params.preferred_node
     vip_on, httpd_on = st.running_on("vip"), st.running_on("httpd")
     v.add(cibstage.CLUSTER, "vip and httpd together on the preferred node", vip_on == [want] and httpd_on == [want],
           f"vip on {', '.join(vip_on) or 'nowhere'}, httpd on {', '.join(httpd_on) or 'nowhere'}; preferred {want}")
     ping_on = st.running_on("ping-gateway")
     v.add(cibstage.CLUSTER, "ping clone on every node", len(ping_on) == len(params.nodes), ", ".join(ping_on))
-    for n in params.nodes:
-        ok, listens = listens_on_any(hosts[n.name])
-        v.add(n.name, "Apache listens on all addresses (no order constraint needed)", ok, f"Listen {listens}")
+    for node, (ok, listens) in per_node(hosts, [n.name for n in params.nodes], listens_on_any).items():
+        v.add(node, "Apache listens on all addresses (no order constraint needed)", ok, f"Listen {listens}")
     page = http_get(f"http://{params.vip.address}/")
     v.add("client", f"GET http://{params.vip.address}/ names the active node",
           page.status == 200 and page.node == want,

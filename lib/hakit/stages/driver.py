@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from .. import lock
 from .. import record as records
 from ..errors import HakitError, save_error
 from ..ops import ApplyContext, Op, phases
@@ -34,6 +35,10 @@ PARALLEL = {"on": True}
 
 class StageBlocked(HakitError, RuntimeError):
     """The plan found a node the stage cannot run on; nothing was changed anywhere."""
+
+
+class PlanChanged(HakitError, RuntimeError):
+    """The cluster changed between the plan that was shown and the apply; nothing was changed."""
 
 
 class StageFailed(HakitError, RuntimeError):
@@ -149,8 +154,9 @@ def dry_run_result(plan: Plan) -> StageResult:
         acts = [o.action for o in plan.ops_for(node)]
         if node in plan.blocked:
             res.add(node, "not applied", f"blocked: {plan.blocked[node]}")
-        elif node in plan.not_applicable and not acts:
-            res.add(node, "not applied", f"{plan.not_applicable[node]}; dry run")
+        elif node in plan.not_applicable:
+            res.add(node, "not applied", f"{plan.not_applicable[node]}; dry run"
+                    + (f"; would: {'; '.join(acts)}" if acts else ""))
         elif acts:
             res.add(node, "not applied", "dry run; would: " + "; ".join(acts))
         else:
@@ -211,16 +217,36 @@ class StageRun:
         return self.plan
 
     def apply(self) -> StageResult:
+        """Dry run: report the plan. Real run: under the cluster lock, check the plan still holds, then run it."""
         if self.plan is None:
             self.make_plan()
         assert self.plan is not None
         plan = self.plan
-        before = getattr(self.stage, "before_apply", None)
-        if before is not None and not self.dry_run:
-            self._guard(lambda: before(self.hosts, plan))
-        self.result = self._guard(lambda: apply(plan, self.hosts, dry_run=self.dry_run, record_dir=self.record_dir,
-                                                parallel=self.parallel, progress=print))
+        if self.dry_run or plan.blocked:  # a blocked plan is refused before anything, the lock included
+            self.result = self._guard(lambda: apply(plan, self.hosts, dry_run=self.dry_run))
+            return self.result
+        owner = lock.owner_id()
+        taken = self._guard(lambda: lock.acquire(self.hosts, owner))
+        try:
+            self.result = self._guard(self._apply_locked)
+        finally:
+            lock.release({n: self.hosts[n] for n in taken}, owner)
         return self.result
+
+    def _apply_locked(self) -> StageResult:
+        assert self.plan is not None
+        shown = self.plan.program()
+        fresh = self.stage.plan(self.stage.gather(self.hosts))
+        if fresh.program() != shown or fresh.blocked != self.plan.blocked:
+            raise PlanChanged(
+                f"{self.stage.name}: the cluster changed since the plan was made; nothing was changed. Plan again "
+                "(run the plan cell) and review it. Now it would be:\n  " + "\n  ".join(fresh.program() or ["(nothing)"]))
+        self.plan = fresh
+        before = getattr(self.stage, "before_apply", None)
+        if before is not None:
+            before(self.hosts, fresh)
+        return apply(fresh, self.hosts, dry_run=False, record_dir=self.record_dir, parallel=self.parallel,
+                     progress=print)
 
     def verify(self) -> Verification:
         self.verification = self._guard(lambda: self.stage.verify(self.hosts, wait=not self.dry_run))

@@ -1,21 +1,32 @@
 """Stage 4: pacemaker properties. stonith-enabled, no-quorum-policy and resource defaults
 where the timing profile asks for them; with `pacemaker.fencing`, the fence devices
 (one per node) and their credentials on every node, installed before the CIB names them.
+
+The plan: per node the credential files (`WriteSecret` for each BMC password, carried by
+reference; `WriteFile` for the ipmitool wrapper), a barrier, the one `CibPatch`, and, when
+credentials changed, a clean-up of fence devices that had failed with the old ones.
 """
 
 from __future__ import annotations
 
+import html
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+
 import pandas as pd
 
 from .. import fencing
+from ..ops import Barrier, Command, Op
 from ..params import Params
 from ..profiles import get_profile
-from ..remote import Host
 from ..render.cib import Bundle, properties
+from ..runner import Runner
 from . import cibstage
-from .base import StageResult, Verification
+from .base import Plan, StageResult, Verification
+from .driver import apply, per_node
 
 STAGE = "04 pacemaker properties"
+SLUG = "04-pacemaker-properties"
 
 
 def bundle(params: Params, profile_name: str | None = None) -> Bundle:
@@ -33,50 +44,104 @@ def devices(params: Params) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["device", "powers off", "agent", "BMC", "user", "never runs on", "delay"])
 
 
-def credentials(hosts: dict[str, Host], params: Params, dry_run: bool, res: StageResult) -> fencing.CredentialReport | None:
-    """Before the CIB names the devices: each BMC's password (root-only) and the ipmitool wrapper on
-    every node. Adds one outcome per node to ``res``. Nothing to do when the params have no fencing."""
-    if not fencing.stonith_resources(params):
-        return None
-    rep = fencing.install_credentials(hosts, params, dry_run=dry_run)
-    if not dry_run and any(o.changed for o in rep.nodes):
-        _retry_failed_devices(hosts, params)
-    for o in rep.nodes:
-        if not o.changed:
-            res.add(o.node, "unchanged", "fencing credentials in place")
-        elif dry_run:
-            res.add(o.node, "not applied", f"dry run; would write {', '.join(o.changed)}")
-        else:
-            res.add(o.node, "changed", f"wrote {', '.join(o.changed)}")
-    return rep
+@dataclass
+class PropertiesFacts:
+    cib: cibstage.CibFacts
+    credentials: fencing.CredentialFacts | None  # None: the params configure no fencing
+
+    def _repr_html_(self) -> str:
+        creds = self.credentials._repr_html_() if self.credentials is not None else (
+            "<p>" + html.escape("no fence devices configured: no credentials to install") + "</p>")
+        return self.cib._repr_html_() + creds
 
 
-def _retry_failed_devices(hosts: dict[str, Host], params: Params) -> None:
-    """A device that failed before its credentials were right stays failed (fail-count INFINITY)
-    until cleaned up: once new credentials are in place, let pacemaker try those devices again."""
+def gather_credentials(hosts: Mapping[str, Runner], params: Params) -> fencing.CredentialFacts:
+    """Read-only, every node in parallel: which credential files are in place (contents compared in memory)."""
+    wanted = fencing.wanted_files(params)
+    return fencing.CredentialFacts(per_node(hosts, [n.name for n in params.nodes],
+                                            lambda h: fencing.node_credentials(h, wanted)))
+
+
+def failed_devices(params: Params, facts: cibstage.CibFacts) -> list[str]:
+    """This stage's fence devices that crm_mon shows failed now or with a failure on record."""
     ids = {r.id for r in fencing.stonith_resources(params)}
-    for n in params.nodes:  # the first node whose pacemaker answers; a cleanup is cluster-wide
-        try:
-            st = cibstage.status(hosts[n.name])
-        except Exception:  # noqa: BLE001 - no cluster on this node (yet): try the next
-            continue
-        failed = sorted({r.id for r in st.resources if r.id in ids and r.failed}
-                        | {f.resource for f in st.failures if f.resource in ids})
-        for rid in failed:
-            hosts[n.name].run(["crm_resource", "--cleanup", "--resource", rid], check=False, timeout=60)
-        break
+    st = facts.status
+    return sorted({r.id for r in st.resources if r.id in ids and r.failed}
+                  | {f.resource for f in st.failures if f.resource in ids})
 
 
-def verify(hosts: dict[str, Host], params: Params, via: str, profile_name: str | None = None) -> Verification:
+class PropertiesStage(cibstage.CibStage):
+    """Stage 4 with its params and timing profile bound (see `stages.driver.Stage`)."""
+
+    name = STAGE
+    slug = SLUG
+
+    def __init__(self, params: Params, profile: str | None = None, wait_s: float = 60) -> None:
+        super().__init__(params)
+        self.profile = get_profile(profile or params.cluster.profile)
+        self.wait_s = wait_s
+
+    def bundle(self) -> Bundle:
+        return bundle(self.params, self.profile.name)
+
+    @property
+    def fenced(self) -> bool:
+        return bool(fencing.stonith_resources(self.params))
+
+    def gather(self, hosts: Mapping[str, Runner]) -> PropertiesFacts:
+        creds = gather_credentials(hosts, self.params) if self.fenced else None
+        return PropertiesFacts(self.gather_cib(hosts), creds)
+
+    def plan(self, facts: PropertiesFacts) -> Plan:
+        """Pure: credentials on every node, a barrier, the CIB patch, then a retry of failed devices."""
+        names = [n.name for n in self.params.nodes]
+        p = Plan(STAGE, order=names if facts.credentials is not None else [])
+        p.notes.append(f"timing profile {self.profile.name!r}: {self.profile.summary}")
+        creds: list[Op] = []
+        if facts.credentials is not None:
+            creds = fencing.credential_ops(self.params, facts.credentials)
+            p.ops += creds
+            for n in names:
+                if not any(o.node == n for o in creds):
+                    p.no_change[n] = "fencing credentials in place (root-only)"
+        if creds:
+            p.ops.append(Barrier(text="credentials on every node before the CIB names the devices"))
+        cibstage.add_patch(p, self.bundle(), facts.cib, SLUG)
+        failed = failed_devices(self.params, facts.cib) if creds else []
+        if failed:
+            if cibstage.patch_of(p) is not None:
+                p.ops.append(Barrier(text="the CIB names the devices"))
+            for rid in failed:
+                p.ops.append(Command(
+                    node=facts.cib.via, argv=("crm_resource", "--cleanup", "--resource", rid), timeout=60,
+                    reason=f"{rid} failed before its credentials were right; with the new ones pacemaker tries again"))
+        return p
+
+    def verify(self, hosts: Mapping[str, Runner], wait: bool = True) -> Verification:
+        return verify(hosts, self.params, self.profile.name, wait_s=self.wait_s if wait else 0)
+
+
+def install_credentials(hosts: MutableMapping[str, Runner], params: Params, dry_run: bool = False) -> StageResult:
+    """Only the credential part of stage 4 (for a BMC password change by hand, and tests)."""
+    facts = gather_credentials(hosts, params)
+    p = Plan(STAGE, ops=fencing.credential_ops(params, facts), order=[n.name for n in params.nodes])
+    for n in params.nodes:
+        if not p.ops_for(n.name):
+            p.no_change[n.name] = "fencing credentials in place (root-only)"
+    return apply(p, hosts, dry_run=dry_run)
+
+
+def verify(hosts: Mapping[str, Runner], params: Params, profile_name: str | None = None,
+           wait_s: float = 60) -> Verification:
     """Read-only: the properties are live as wanted and pacemaker reports them in crm_mon; every
     fence device runs, never on the node it powers off, and its credentials are in place."""
     v = Verification(STAGE)
-    st = cibstage.verify_common(v, hosts, params, bundle(params, profile_name), via)
+    via, st = cibstage.verify_common(v, hosts, params, bundle(params, profile_name))
     devs = fencing.stonith_resources(params)
     if devs:
         # A device's first start runs its monitor (a BMC round trip): give them a moment after apply.
         ids = [d.id for d in devs]
-        st = cibstage.wait_for(hosts[via], lambda s: all(s.running_on(i) for i in ids), 60)
+        st = cibstage.wait_for(hosts[via], lambda s: all(s.running_on(i) for i in ids), wait_s)
     for d in devs:
         where = st.running_on(d.id)
         failed = [r for r in st.resources if r.id == d.id and r.failed]
@@ -85,10 +150,9 @@ def verify(hosts: dict[str, Host], params: Params, via: str, profile_name: str |
               f"running on {', '.join(where) or 'no node'}" + (" (FAILED)" if failed else "")
               + "; its monitor asks the BMC for the power state, so this also proves the credentials work")
     if devs:
-        rep = fencing.install_credentials(hosts, params, dry_run=True)
-        for o in rep.nodes:
-            v.add(o.node, "fencing credentials in place (root-only)", not o.changed,
-                  "all present" if not o.changed else f"missing or different: {', '.join(o.changed)}")
+        for node, have in gather_credentials(hosts, params).nodes.items():
+            v.add(node, "fencing credentials in place (root-only)", not have.missing,
+                  "all present" if not have.missing else f"missing or different: {', '.join(have.missing)}")
     want_stonith = params.pacemaker.stonith_enabled
     v.add(cibstage.CLUSTER, "crm_mon reports stonith-enabled", st.stonith_enabled == want_stonith,
           f"stonith-enabled={st.stonith_enabled} (wanted {want_stonith})")

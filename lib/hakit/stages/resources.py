@@ -1,7 +1,8 @@
 """Stage 5: resources. Prepare Apache on every node for the cluster to own, then add
 the VIP, Apache and the cloned gateway ping to the CIB in one patch.
 
-Per node (before the CIB changes, so the cluster never starts a half-ready Apache):
+Per node (before the CIB changes, so the cluster never starts a half-ready Apache; a
+barrier in the plan holds the CIB patch until every node is done):
 - apache2.service disabled at boot and stopped: the cluster starts Apache itself,
   and two managers of one daemon fight;
 - ``/server-status`` (mod_status) on, answering only requests from the node
@@ -12,17 +13,26 @@ Per node (before the CIB changes, so the cluster never starts a half-ready Apach
 from __future__ import annotations
 
 import html
+import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+import pandas as pd
+
+from ..facts.base import Fact, read
 from ..facts.pacemaker import ClusterStatus
+from ..facts.systemd import state_of, unit_states
+from ..ops import Barrier, Command, Op, Systemctl, WriteFile
 from ..params import Params
 from ..profiles import get_profile
-from ..remote import Host
 from ..render.cib import Bundle, resources
+from ..runner import Runner
 from . import cibstage
-from .base import Change, Plan, StageResult, Verification
+from .base import Plan, Verification
+from .driver import per_node
 
 STAGE = "05 resources"
+SLUG = "05-resources"
 STATUS_CONF = "/etc/apache2/conf-available/hakit-status.conf"
 STATUS_CONF_ENABLED = "/etc/apache2/conf-enabled/hakit-status.conf"
 INDEX = "/var/www/html/index.html"
@@ -71,6 +81,31 @@ def served_by(page: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class ApacheFiles:
+    """What `apache_fact` reads: the VIP's nic, mod_status and our status conf enabled."""
+
+    has_nic: bool
+    mod_status: bool
+    conf_enabled: bool
+
+
+def parse_apache_files(text: str) -> ApacheFiles:
+    """Lines ``key=value`` as `apache_fact` prints them; a missing line counts as no."""
+    got = dict(ln.split("=", 1) for ln in text.split() if "=" in ln)
+    return ApacheFiles(got.get("nic") == "yes", got.get("mod") == "on", got.get("conf") == "on")
+
+
+def apache_fact(nic: str) -> Fact[ApacheFiles]:
+    cmd = (f"ip -o link show dev {shlex.quote(nic)} >/dev/null 2>&1 && echo nic=yes || echo nic=no; "
+           "a2query -q -m status && echo mod=on || echo mod=off; "
+           f"test -L {STATUS_CONF_ENABLED} && echo conf=on || echo conf=off")
+    return Fact("apache hand-over", cmd, parse_apache_files)
+
+
+APACHE_UNIT = unit_states("apache2")
+
+
+@dataclass(frozen=True)
 class NodeApache:
     node: str
     unit_enabled: str  # systemctl is-enabled apache2
@@ -82,114 +117,136 @@ class NodeApache:
     has_nic: bool = True  # the VIP's interface (networks.public.bond) exists on this node
 
 
-def gather_nodes(hosts: dict[str, Host], params: Params) -> dict[str, NodeApache]:
-    out = {}
-    for n in params.nodes:
-        h = hosts[n.name]
-        nic = params.networks.public.bond
-        r = h.run(
-            f"ip -o link show dev {nic} >/dev/null 2>&1 && echo nic-yes || echo nic-no; "
-            "systemctl is-enabled apache2; systemctl is-active apache2; "
-            "a2query -q -m status && echo mod-on || echo mod-off; "
-            f"test -L {STATUS_CONF_ENABLED} && echo conf-on || echo conf-off",
-            check=False,
-        ).stdout.split()
-        out[n.name] = NodeApache(
-            node=n.name,
-            has_nic="nic-yes" in r,
-            unit_enabled=r[1] if len(r) > 1 else "?",
-            unit_active=r[2] if len(r) > 2 else "?",
-            mod_status="mod-on" in r,
-            conf_enabled="conf-on" in r,
-            status_conf=h.read_text(STATUS_CONF),
-            index=h.read_text(INDEX),
-        )
-    return out
+def _gather_node(h: Runner, nic: str) -> NodeApache:
+    unit = state_of(read(h, APACHE_UNIT), "apache2")
+    files = read(h, apache_fact(nic))
+    return NodeApache(node=h.name, unit_enabled=unit.enabled, unit_active=unit.active, mod_status=files.mod_status,
+                      conf_enabled=files.conf_enabled, status_conf=h.read_text(STATUS_CONF), index=h.read_text(INDEX),
+                      has_nic=files.has_nic)
 
 
-def plan_nodes(params: Params, nodes: dict[str, NodeApache], p: Plan) -> None:
-    """Pure: add the per-node Apache changes to ``p``; a node without the VIP's interface blocks the stage."""
+def gather_nodes(hosts: Mapping[str, Runner], params: Params) -> dict[str, NodeApache]:
+    """Read-only, every node in parallel: Apache's unit, status page, index page and the VIP's nic."""
+    nic = params.networks.public.bond
+    return per_node(hosts, [n.name for n in params.nodes], lambda h: _gather_node(h, nic))
+
+
+@dataclass
+class ResourcesFacts:
+    apache: dict[str, NodeApache]
+    cib: cibstage.CibFacts
+
+    def apache_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [{"node": a.node, "VIP nic": "present" if a.has_nic else "MISSING",
+              "apache2.service": f"{a.unit_active}, {a.unit_enabled}", "mod_status": a.mod_status,
+              "status conf": ("enabled" if a.conf_enabled else "not enabled")
+              + ("" if a.status_conf == status_conf() else " (file missing or different)"),
+              "index page": served_by(a.index or "") or "not ours"} for a in self.apache.values()],
+            columns=["node", "VIP nic", "apache2.service", "mod_status", "status conf", "index page"])
+
+    def _repr_html_(self) -> str:
+        return "<h4>Apache on each node</h4>" + self.apache_frame().to_html(index=False) + self.cib._repr_html_()
+
+
+GRACEFUL = (f"if [ -s {APACHE_PID} ] && kill -0 \"$(cat {APACHE_PID})\" 2>/dev/null "
+            "&& ! systemctl -q is-active apache2; then apache2ctl graceful; fi")
+
+
+def node_ops(params: Params, f: NodeApache) -> list[Op]:
+    """Pure: what one node needs so the cluster can own its Apache, in the order it is done."""
+    n = f.node
+    ops: list[Op] = []
+    if f.status_conf != status_conf():
+        ops.append(WriteFile(node=n, path=STATUS_CONF, content=status_conf().encode(),
+                             reason="missing" if f.status_conf is None else "content differs"))
+    if not f.conf_enabled:
+        ops.append(Command(node=n, argv=("a2enconf", "-q", "hakit-status"), label="a2enconf hakit-status",
+                           reason="/server-status for localhost only"))
+    if not f.mod_status:
+        ops.append(Command(node=n, argv=("a2enmod", "-q", "status"), label="a2enmod status",
+                           reason="the apache agent's monitor needs mod_status"))
+    conf_changed = bool(ops)
+    if f.index != index_page(params, n):
+        ops.append(WriteFile(node=n, path=INDEX, content=index_page(params, n).encode(),
+                             reason="a page naming the node that served it"))
+    if conf_changed:
+        ops.append(Command(node=n, argv=("apache2ctl", "configtest"), read_only=True,
+                           hint="Apache rejects its configuration after our change",
+                           reason="Apache checks its configuration after the change"))
+        ops.append(Command(node=n, argv=GRACEFUL, label="apache2ctl graceful where the cluster runs Apache",
+                           reason="a running cluster-managed Apache picks the change up without dropping clients"))
+    if f.unit_enabled not in ("disabled", "masked"):
+        ops.append(Systemctl(node=n, verb="disable", units=("apache2",),
+                             reason=f"now {f.unit_enabled}; the cluster owns Apache"))
+    if f.unit_active in ("active", "activating", "reloading"):
+        ops.append(Systemctl(node=n, verb="stop", units=("apache2",), timeout=120,
+                             reason="running under systemd; the cluster will start it"))
+    return ops
+
+
+def plan_nodes(params: Params, nodes: Mapping[str, NodeApache], p: Plan) -> None:
+    """Pure: add the per-node Apache operations to ``p``; a node without the VIP's interface blocks the stage."""
     nic = params.networks.public.bond
     for n in params.nodes:
         f = nodes[n.name]
         if not f.has_nic:
-            p.not_applicable[n.name] = (
+            p.blocked[n.name] = (
                 f"networks.public.bond {nic!r} (the VIP's nic) does not exist on {n.name}; "
                 "use an interface the node has (see `ip link`); nothing will be changed"
             )
-        before = len(p.for_node(n.name))
-        if f.status_conf != status_conf():
-            p.changes.append(Change(n.name, f"write {STATUS_CONF}", "missing" if f.status_conf is None else "content differs"))
-        if not f.conf_enabled:
-            p.changes.append(Change(n.name, "a2enconf hakit-status", "/server-status for localhost only"))
-        if not f.mod_status:
-            p.changes.append(Change(n.name, "a2enmod status", "the apache agent's monitor needs mod_status"))
-        if f.index != index_page(params, n.name):
-            p.changes.append(Change(n.name, f"write {INDEX}", "a page naming the node that served it"))
-        if f.unit_enabled not in ("disabled", "masked"):
-            p.changes.append(Change(n.name, "systemctl disable apache2", f"now {f.unit_enabled}; the cluster owns Apache"))
-        if f.unit_active in ("active", "activating", "reloading"):
-            p.changes.append(Change(n.name, "systemctl stop apache2", "running under systemd; the cluster will start it"))
-        if len(p.for_node(n.name)) == before:
+    if p.blocked:
+        return
+    for n in params.nodes:
+        ops = node_ops(params, nodes[n.name])
+        p.ops += ops
+        if not ops:
             p.no_change[n.name] = "Apache ready for the cluster: unit disabled and stopped, status page local-only, index page in place"
 
 
-def plan(params: Params, nodes: dict[str, NodeApache], facts: cibstage.CibFacts, profile_name: str | None = None):
-    p, cp = cibstage.plan(bundle(params, profile_name), facts)
-    plan_nodes(params, nodes, p)
-    return p, cp
+class ResourcesStage(cibstage.CibStage):
+    """Stage 5 with its params and timing profile bound (see `stages.driver.Stage`)."""
+
+    name = STAGE
+    slug = SLUG
+
+    def __init__(self, params: Params, profile: str | None = None, wait_s: float = 60) -> None:
+        super().__init__(params)
+        self.profile = get_profile(profile or params.cluster.profile)
+        self.wait_s = wait_s
+
+    def bundle(self) -> Bundle:
+        return bundle(self.params, self.profile.name)
+
+    def gather(self, hosts: Mapping[str, Runner]) -> ResourcesFacts:
+        return ResourcesFacts(gather_nodes(hosts, self.params), self.gather_cib(hosts))
+
+    def plan(self, facts: ResourcesFacts) -> Plan:
+        """Pure: Apache handed to the cluster on every node, a barrier, then the CIB patch."""
+        p = Plan(STAGE, order=[n.name for n in self.params.nodes])
+        p.notes.append(f"timing profile {self.profile.name!r}: {self.profile.summary}")
+        plan_nodes(self.params, facts.apache, p)
+        if p.blocked:
+            return p
+        if p.ops:
+            p.ops.append(Barrier(text="Apache is ready for the cluster on every node before the CIB names it"))
+        cibstage.add_patch(p, self.bundle(), facts.cib, SLUG)
+        return p
+
+    def verify(self, hosts: Mapping[str, Runner], wait: bool = True) -> Verification:
+        return verify(hosts, self.params, self.profile.name, wait_s=self.wait_s if wait else 0)
 
 
-class StageBlocked(RuntimeError):
-    """The plan found a problem on a node; nothing was changed anywhere."""
-
-
-def apply_nodes(hosts: dict[str, Host], params: Params, p: Plan, res: StageResult, dry_run: bool) -> None:
-    if p.not_applicable:
-        raise StageBlocked(
-            "stage blocked before any change: " + "; ".join(f"{n}: {why}" for n, why in p.not_applicable.items())
-        )
-    for n in params.nodes:
-        acts = [c.action for c in p.for_node(n.name)]
-        if dry_run or not acts:
-            res.add(n.name, "not applied" if acts else "unchanged", f"dry run; would: {', '.join(acts)}" if acts else "")
-            continue
-        h = hosts[n.name]
-        conf_changed = False
-        for a in acts:
-            if a == f"write {STATUS_CONF}":
-                h.write_bytes(STATUS_CONF, status_conf().encode(), mode=0o644)
-                conf_changed = True
-            elif a == "a2enconf hakit-status":
-                h.run("a2enconf -q hakit-status")
-                conf_changed = True
-            elif a == "a2enmod status":
-                h.run("a2enmod -q status")
-                conf_changed = True
-            elif a == f"write {INDEX}":
-                h.write_bytes(INDEX, index_page(params, n.name).encode(), mode=0o644)
-        if conf_changed:
-            h.run("apache2ctl configtest", hint="Apache rejects its configuration after our change")
-            # Where the cluster already runs Apache, let it pick the change up without dropping clients.
-            h.run(f"if [ -s {APACHE_PID} ] && kill -0 \"$(cat {APACHE_PID})\" 2>/dev/null "
-                  "&& ! systemctl -q is-active apache2; then apache2ctl graceful; fi")
-        if "systemctl disable apache2" in acts:
-            h.run("systemctl disable -q apache2")
-        if "systemctl stop apache2" in acts:
-            h.run("systemctl stop apache2", timeout=120)
-        res.add(n.name, "changed", "; ".join(acts))
-
-
-def wait_started(hosts: dict[str, Host], via: str, params: Params, timeout_s: float = 60) -> ClusterStatus:
+def wait_started(host: Runner, params: Params, timeout_s: float = 60) -> ClusterStatus:
     """Poll crm_mon until vip, httpd and every ping clone instance run and pingd is set, or time out."""
-    return cibstage.wait_for(hosts[via], lambda st: bool(
+    return cibstage.wait_for(host, lambda st: bool(
         st.where("vip") and st.where("httpd")
         and len(st.running_on("ping-gateway")) == len(params.nodes)
         and all(st.attribute(n.name, "pingd") not in (None, "0") for n in params.nodes)
     ), timeout_s)
 
 
-def verify(hosts: dict[str, Host], params: Params, via: str, profile_name: str | None = None,
+def verify(hosts: Mapping[str, Runner], params: Params, profile_name: str | None = None,
            wait_s: float = 60) -> Verification:
     """Read-only: Apache is the cluster's on every node, and the three resources run as wanted."""
     v = Verification(STAGE)
@@ -203,8 +260,9 @@ def verify(hosts: dict[str, Host], params: Params, via: str, profile_name: str |
               "hakit-status.conf enabled, mod_status on" if f.conf_enabled and f.mod_status else "missing")
         v.add(n.name, "index page names this node", served_by(f.index or "") == n.name,
               f"served-by: {served_by(f.index or '')}")
-    st = wait_started(hosts, via, params, wait_s)
-    cibstage.verify_common(v, hosts, params, bundle(params, profile_name), via)
+    via = cibstage.gather(hosts, params).via
+    wait_started(hosts[via], params, wait_s)
+    via, st = cibstage.verify_common(v, hosts, params, bundle(params, profile_name))
     for rid in ("vip", "httpd"):
         on = st.running_on(rid)
         v.add(cibstage.CLUSTER, f"{rid} started on exactly one node", len(on) == 1, f"on: {', '.join(on) or 'nowhere'}")
@@ -222,4 +280,3 @@ def verify(hosts: dict[str, Host], params: Params, via: str, profile_name: str |
         v.add(httpd_on, "/server-status answers on the node running httpd", code == "200", f"HTTP {code}")
     cibstage.check_not_failed(v, st)
     return v
-
