@@ -200,7 +200,7 @@ class Fencing(Strict):
     """How the cluster powers off a node it has lost: one fence device (BMC) per node.
 
     Secrets never go into the CIB: the password is copied root-only to each node
-    (``hakit.fencing.install_credentials``) and ipmitool reads it from there. In
+    (stage 4 plans one ``WriteSecret`` per BMC) and ipmitool reads it from there. In
     the lab, leave devices and credentials out: the lab runs one virtual BMC per
     node on ``lab.host_private_ip`` and provides them.
     """
