@@ -32,6 +32,7 @@ from ..facts.pacemaker import CRM_MON, ClusterStatus
 from ..notebook import repo_root
 from ..ops import CLUSTER, ApplyContext, Op
 from ..params import Params
+from ..profiles import get_profile
 from ..render.cib import Bundle
 from ..runner import RemoteError, Runner
 from .base import Plan, Verification
@@ -170,8 +171,10 @@ class CibStage:
     name = ""
     slug = ""
 
-    def __init__(self, params: Params) -> None:
+    def __init__(self, params: Params, profile: str | None = None, wait_s: float = 60) -> None:
         self.params = params
+        self.profile = get_profile(profile or params.cluster.profile)  # monitor intervals, rsc_defaults
+        self.wait_s = wait_s
         self._previews: dict[tuple[str, str], cib.Preview] = {}
 
     def bundle(self) -> Bundle:

@@ -73,8 +73,7 @@ class ConstraintsStage(cibstage.CibStage):
     slug = SLUG
 
     def __init__(self, params: Params, wait_s: float = 60) -> None:
-        super().__init__(params)
-        self.wait_s = wait_s
+        super().__init__(params, wait_s=wait_s)
 
     def bundle(self) -> Bundle:
         return bundle(self.params)

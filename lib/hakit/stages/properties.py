@@ -76,11 +76,6 @@ class PropertiesStage(cibstage.CibStage):
     name = STAGE
     slug = SLUG
 
-    def __init__(self, params: Params, profile: str | None = None, wait_s: float = 60) -> None:
-        super().__init__(params)
-        self.profile = get_profile(profile or params.cluster.profile)
-        self.wait_s = wait_s
-
     def bundle(self) -> Bundle:
         return bundle(self.params, self.profile.name)
 
