@@ -1,8 +1,8 @@
 """Fence devices: what stage 4 renders as stonith resources, and the credentials they need on each node.
 
-One device per node: the node's BMC, driven by Debian's `fence_ipmilan`. In the
-lab the BMCs are the lab's virtual ones (`hakit.lab.bmc`); on real hosts they
-come from `pacemaker.fencing` in the params.
+One device per node: the node's BMC, driven by Debian's `fence_ipmilan`, as
+the site's inventory (`hakit.inventory`) names it: on real hosts from
+`pacemaker.fencing` in the params, in the lab its virtual BMCs.
 
 How the password travels, and where it never goes:
 
@@ -21,21 +21,19 @@ How the password travels, and where it never goes:
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import pandas as pd
-from pydantic import SecretStr
 
 from .errors import HakitError
+from .inventory import CRED_DIR, FenceDevice
+from .site import inventory as resolve
 from .ops import Command, Op, SecretRef, WriteFile, WriteSecret
 from .params import IPMI_PASSWORD_MAX, Params
 from .runner import Runner
 
 
-CRED_DIR = "/etc/hakit/fencing"
 WRAPPER = "/usr/local/sbin/hakit-ipmitool"
 IPMITOOL = "/usr/bin/ipmitool"
 # In a two-node cluster both nodes may try to fence each other at the same moment;
@@ -48,55 +46,14 @@ class FencingError(HakitError, RuntimeError):
     """Fencing cannot be set up as asked; the message says what to fix (never the secret)."""
 
 
-@dataclass(frozen=True)
-class Device:
-    """One node's BMC, resolved from the params (lab or real)."""
-
-    node: str  # the node this device powers off
-    agent: str
-    address: str
-    port: int
-    username: str
-    lanplus: bool
-    cipher: int | None
-    password: SecretStr | None = field(default=None, repr=False)
-    password_file: Path | None = None
-
-    @property
-    def credential_path(self) -> str:
-        """Where the password lives on every node (root-only)."""
-        return posixpath.join(CRED_DIR, f"{self.address}-{self.port}.password")
+Device = FenceDevice  # one node's BMC, as the site's inventory names it
 
 
 def devices(params: Params) -> list[Device]:
-    """Every node's fence device, in node order. Empty when the params configure no fencing."""
-    f = params.pacemaker.fencing
-    if f is None:
+    """Every node's fence device, in node order, from the site's inventory. Empty without fencing."""
+    if params.pacemaker.fencing is None:
         return []
-    if params.lab is not None:
-        from .lab import bmc  # the lab's virtual BMCs
-
-        pw = bmc.password_file(params.lab.dir)
-        return [
-            Device(
-                node=ep.node, agent=f.agent, address=ep.address, port=ep.port, username=bmc.USERNAME,
-                lanplus=True, cipher=bmc.CIPHER_SUITE, password_file=pw,
-            )
-            for ep in bmc.endpoints(params)
-        ]
-    out = []
-    for n in params.nodes:
-        d = f.devices[n.name]  # validation guarantees every node has one, with credentials
-        own = d.password is not None or d.password_file is not None
-        out.append(
-            Device(
-                node=n.name, agent=f.agent, address=d.address, port=d.port,
-                username=d.username or f.username or "", lanplus=f.lanplus, cipher=f.cipher,
-                password=d.password if own else f.password,
-                password_file=(d.password_file if own else f.password_file),
-            )
-        )
-    return out
+    return list(resolve(params).fence)
 
 
 def read_password(dev: Device) -> bytes:

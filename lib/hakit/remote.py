@@ -21,6 +21,7 @@ from pathlib import Path
 import paramiko
 from fabric import Connection
 
+from .site import inventory as resolve
 from .params import Node, Params
 from .runner import RemoteError, Result
 
@@ -37,21 +38,20 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 
 def ssh_files(params: Params) -> tuple[Path, Path]:
-    """The private key and known_hosts file for these params (the lab provides its own)."""
-    # Params validation guarantees both are set when there is no lab.
-    key = params.ssh.key_file.expanduser() if params.ssh.key_file else params.lab.key_file  # type: ignore[union-attr]
-    kh = params.ssh.known_hosts.expanduser() if params.ssh.known_hosts else params.lab.known_hosts  # type: ignore[union-attr]
-    return key, kh
+    """The private key and known_hosts file the site's inventory names."""
+    inv = resolve(params)
+    return inv.key_file, inv.known_hosts
 
 
 def check_ssh_files(params: Params) -> tuple[Path, Path]:
     """Fail before connecting when the key or known_hosts file is missing or unreadable."""
-    key, kh = ssh_files(params)
+    inv = resolve(params)
+    key, kh = inv.key_file, inv.known_hosts
     for what, path in (("ssh.key_file", key), ("ssh.known_hosts", kh)):
         try:
             path.read_bytes()
         except FileNotFoundError:
-            extra = " (is the lab up? `python -m hakit lab up`)" if params.lab else ""
+            extra = f" ({inv.missing_hint})" if inv.missing_hint else ""
             raise RemoteError("localhost", f"read {path}", None, f"{what} {path} does not exist{extra}") from None
         except OSError as e:
             raise RemoteError("localhost", f"read {path}", None, f"{what} {path} cannot be read: {e.strerror}") from None

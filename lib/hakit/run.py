@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import lock, record, report, secretscan
+from . import lock, record, report, secretscan, site
 from .notebook import repo_root, resolve
 from .params import Params, load_params
 from .errors import HakitError, load_error
@@ -170,9 +170,9 @@ def prepare_run(params_file: str, stages: str = "all", dry_run: bool = False, fa
     """Validate everything a run needs; raises ParamsError/ValueError before any file or host is touched."""
     params_path = resolve(params_file).resolve()
     params = load_params(params_path)
-    if params.lab is None:
-        # Real hosts: the key and known_hosts must be readable now, not in the first notebook.
-        # (A lab writes its own when it comes up, so they are checked on connect.)
+    if site.inventory(params).check_before_run:
+        # A real site's key and known_hosts must be readable now, not in the first notebook.
+        # (The lab writes its own when it comes up, so they are checked on connect.)
         from .remote import check_ssh_files
 
         check_ssh_files(params)

@@ -20,7 +20,6 @@ from hakit.render.cib import (
     LocationPrefers,
     LocationRule,
     Primitive,
-    Property,
     RscDefault,
     constraints,
     properties,

@@ -27,6 +27,7 @@ from ..localcmd import run
 from ..params import Params
 from . import net, node, vm
 from . import bmc as labbmc
+from . import inventory
 from .image import ImageCache, Progress, stderr_progress
 from .vmimage import VmImageCache
 from ..errors import HakitError
@@ -200,7 +201,8 @@ class Lab:
             list(ex.map(self._wait_ready, [n.name for n in self.params.nodes]))
             bmcs.result()
         self._record(ready=True)
-        self.progress(f"lab {self.cfg.id}: up in {time.monotonic() - t0:.1f} s")
+        inv = inventory.write(self.params)  # what the runbooks read, as from any site (no secret in it)
+        self.progress(f"lab {self.cfg.id}: up in {time.monotonic() - t0:.1f} s; inventory {inv}")
         return self.status()
 
     def _ensure_key(self) -> None:
@@ -627,6 +629,7 @@ class Lab:
             self.state_file.unlink()
         if self.known_hosts.exists():
             self.known_hosts.unlink()
+        (self.dir / inventory.INVENTORY_FILE).unlink(missing_ok=True)
         leftovers = self.leftovers()
         deadline = time.monotonic() + 5
         while leftovers and time.monotonic() < deadline:  # veth ends vanish asynchronously
