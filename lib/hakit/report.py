@@ -39,7 +39,7 @@ def masked_params(params: Params) -> dict[str, Any]:
 
 
 def host_keys(params: Params) -> dict[str, Any]:
-    """The host keys pinned in the known_hosts file the params name (the lab's own in the lab).
+    """The host keys pinned in the known_hosts file the site's inventory names.
 
     Read locally; no host is contacted.
     """
