@@ -46,6 +46,12 @@ class HakitError(Exception):
         }
 
 
+def with_tail(head: str, stderr: str, hint: str = "", lines: int = 6, sep: str = ":\n") -> str:
+    """A failed command's message: what failed, the last lines of its stderr, then what to do next."""
+    tail = "\n".join(stderr.strip().splitlines()[-lines:])
+    return head + (f"{sep}{tail}" if tail else "") + (f"\n{hint}" if hint else "")
+
+
 class ParamsError(HakitError, ValueError):
     """A parameter file that cannot be used; the message says what to fix."""
 

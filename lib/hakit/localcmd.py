@@ -6,7 +6,7 @@ import shlex
 import subprocess
 from collections.abc import Sequence
 
-from .errors import HakitError
+from .errors import HakitError, with_tail
 from .runner import Result
 
 
@@ -18,13 +18,7 @@ class LocalCommandError(HakitError, RuntimeError):
         self.returncode = self.exit_code = returncode
         self.command = shlex.join(self.argv)
         self.stderr = stderr
-        tail = "\n".join(stderr.strip().splitlines()[-8:])
-        msg = f"command failed (exit {returncode}): {shlex.join(self.argv)}"
-        if tail:
-            msg += f"\n{tail}"
-        if hint:
-            msg += f"\n{hint}"
-        super().__init__(msg)
+        super().__init__(with_tail(f"command failed (exit {returncode}): {self.command}", stderr, hint, 8, "\n"))
 
 
 def run(

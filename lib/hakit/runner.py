@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from .errors import HakitError
+from .errors import HakitError, with_tail
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,8 @@ class RemoteError(HakitError, RuntimeError):
 
     def __init__(self, host: str, command: str, exit_code: int | None, stderr: str = "", hint: str = ""):
         self.host, self.node, self.command, self.exit_code, self.stderr = host, host, command, exit_code, stderr
-        tail = "\n".join(stderr.strip().splitlines()[-6:])
         code = "no exit code" if exit_code is None else f"exit {exit_code}"
-        msg = f"on {host}: `{command}` failed ({code})"
-        if tail:
-            msg += f":\n{tail}"
-        if hint:
-            msg += f"\n{hint}"
-        super().__init__(msg)
+        super().__init__(with_tail(f"on {host}: `{command}` failed ({code})", stderr, hint))
 
 
 @runtime_checkable
