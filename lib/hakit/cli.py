@@ -203,6 +203,22 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import check
+    from .notebook import connect_nodes, load
+
+    params = load(args.params)  # bad input: ParamsError -> exit 2 (main)
+    hosts = connect_nodes(params)
+    try:
+        rep = check(params, hosts)
+    finally:
+        for h in hosts.values():
+            h.close()
+    for line in rep.lines():
+        print(line)
+    return rep.exit_code
+
+
 def cmd_unlock(args: argparse.Namespace) -> int:
     from . import lock
     from .notebook import connect_nodes, load
@@ -271,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="", help="folder to create the run folder in (default runs/)")
     r.add_argument("--no-html", action="store_true", help="skip the HTML export of each notebook")
     r.set_defaults(func=cmd_run)
+    ck = sub.add_parser("check", help="read the live cluster and list every drift from the params "
+                                      "(exit 0 clean, 1 drift, 2 bad input); changes nothing")
+    ck.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
+    ck.set_defaults(func=cmd_check)
     u = sub.add_parser("unlock", help="clear the cluster lock a crashed or interrupted run left on the nodes "
                                       "(says whose it was)")
     u.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
