@@ -11,6 +11,7 @@ import pytest
 
 from hakit import notebook
 from hakit.check import check
+from hakit.failover.runner import settle
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,14 +32,14 @@ def test_clean_then_each_drift_named_then_clean(cluster2, lab2_params: Path) -> 
     sh = hosts["vm-node1"].run
     try:
         sh("crm node standby vm-node2")
-        sh("crm_resource --move --resource vip --node vm-node1 --lifetime P1D", check=False)  # leaves cli-prefer-vip
+        sh("crm_resource --ban --resource vip --node vm-node2")  # what `crm resource move` leaves behind
         sh(f"sed -i 's/^    token: .*/    token: 4321/' {'/etc/corosync/corosync.conf'}")
         rep = check(params, hosts)
         whats = [(d.where, d.what, d.fix) for d in rep.drift]
         assert rep.exit_code == 1
         assert ("vm-node2", "in standby: it runs no resources", "crm node online vm-node2") in whats, whats
-        assert any(w.startswith("leftover move constraint cli-prefer-vip") and f == "crm resource clear vip"
-                   for _, w, f in whats), whats
+        assert any(w.startswith("leftover move constraint cli-ban-vip-on-vm-node2 (vip away from vm-node2)")
+                   and f == "crm resource clear vip" for _, w, f in whats), whats
         assert any(d.where == "vm-node1" and "corosync.conf" in d.what and d.source == "03 corosync rings"
                    for d in rep.drift), whats
         out = cli_check(lab2_params)
@@ -48,6 +49,7 @@ def test_clean_then_each_drift_named_then_clean(cluster2, lab2_params: Path) -> 
         sh("crm_resource --clear --resource vip", check=False)
         hosts["vm-node1"].write_bytes("/etc/corosync/corosync.conf", hosts["vm-node2"].read_bytes(
             "/etc/corosync/corosync.conf"))
+        settle(hosts, params, timeout_s=90)  # the standby node's resources are back before checking again
         for h in hosts.values():
             h.close()
     again = cli_check(lab2_params)
