@@ -106,6 +106,7 @@ def _verification(v: Verification | None) -> dict[str, Any] | None:
         return None
     return {
         "ok": v.ok,
+        "before_apply": v.before_apply,
         "checks": [{"node": c.node, "check": c.check, "ok": c.ok, "detail": c.detail} for c in v.checks],
     }
 

@@ -138,3 +138,17 @@ def test_per_node_reads_run_concurrently_and_keep_order() -> None:
     hosts = {n: FakeRunner(n) for n in ("c", "a", "b")}
     got = driver.per_node(hosts, ["c", "a", "b"], lambda h: (barrier.wait(), h.name)[1])
     assert list(got) == ["c", "a", "b"] and list(got.values()) == ["c", "a", "b"]
+
+
+def test_a_dry_run_of_a_plan_with_changes_marks_failed_checks_expected() -> None:
+    hosts = fakes("a")
+    run = driver.StageRun(ToyStage([Command(node="a", argv="touch /x")], verify_ok=False), hosts, dry_run=True)
+    run.make_plan()
+    run.apply()
+    v = run.verify()
+    assert v.before_apply and not v.ok
+    assert list(v.to_frame()["ok"]) == ["expected before apply"] and "expected before apply" in v._repr_html_()
+    real = driver.StageRun(ToyStage([Command(node="a", argv="touch /x")], verify_ok=False), hosts, dry_run=False)
+    real.make_plan()
+    real.apply()
+    assert not real.verify().before_apply  # after a real apply a failure is a failure

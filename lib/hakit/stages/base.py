@@ -163,6 +163,9 @@ class VerificationFailed(HakitError, AssertionError):
 class Verification:
     stage: str
     checks: list[Check] = field(default_factory=list)
+    # Set by a dry run whose plan has changes: failures then describe the nodes before the plan,
+    # and are expected (the record and the notebook say so).
+    before_apply: bool = False
 
     def add(self, node: str, check: str, ok: bool, detail: str = "") -> None:
         self.checks.append(Check(node, check, bool(ok), detail))
@@ -176,10 +179,11 @@ class Verification:
         return [c for c in self.checks if not c.ok]
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            [{"node": c.node, "check": c.check, "ok": c.ok, "detail": c.detail} for c in self.checks],
-            columns=["node", "check", "ok", "detail"],
-        )
+        rows = [{"node": c.node, "check": c.check, "ok": c.ok, "detail": c.detail} for c in self.checks]
+        if self.before_apply:
+            for r in rows:
+                r["ok"] = True if r["ok"] else "expected before apply"
+        return pd.DataFrame(rows, columns=["node", "check", "ok", "detail"])
 
     def raise_if_failed(self) -> None:
         if not self.ok:
@@ -188,6 +192,9 @@ class Verification:
 
     def _repr_html_(self) -> str:
         verdict = "all checks pass" if self.ok else f"{len(self.failed)} check(s) FAILED"
+        if self.before_apply and not self.ok:
+            verdict = (f"{len(self.failed)} check(s) not met yet: expected before apply (this is a dry run of a plan "
+                       "with changes; the checks describe the nodes as they are now)")
         return f"<h4>Verify: {html.escape(self.stage)}: {verdict}</h4>" + self.to_frame().to_html(index=False, escape=True)
 
     def __str__(self) -> str:

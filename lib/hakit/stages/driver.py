@@ -250,6 +250,8 @@ class StageRun:
 
     def verify(self) -> Verification:
         self.verification = self._guard(lambda: self.stage.verify(self.hosts, wait=not self.dry_run))
+        if self.dry_run and self.plan is not None and not self.plan.empty:
+            self.verification.before_apply = True
         return self.verification
 
     def save(self, artifacts: Mapping[str, object] | None = None) -> records.StageRecord:
