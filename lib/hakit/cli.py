@@ -226,13 +226,21 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     params = load(args.params)
     hosts = connect_nodes(params)
     try:
-        found = lock.holders(hosts) if args.show else lock.clear(hosts)
+        found = lock.holders(hosts)
+        live = {n: h for n, h in found.items() if h is not None and not h.stale}
+        refuse = bool(live) and not args.force and not args.show
+        if not args.show and not refuse:
+            lock.clear(hosts)
     finally:
         for h in hosts.values():
             h.close()
     for node, holder in found.items():
         state = f"held by {holder}" + (" (stale)" if holder.stale else "") if holder else "not locked"
-        print(f"{node}: {state}" + ("" if args.show or not holder else ": cleared"))
+        print(f"{node}: {state}" + ("" if args.show or refuse or not holder else ": cleared"))
+    if refuse:
+        print(f"not cleared: {', '.join(live)} held by a process that may still run; wait for it, or clear with "
+              "--force if you know it stopped (e.g. on another machine)")
+        return 1
     return 0
 
 
@@ -295,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "(says whose it was)")
     u.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
     u.add_argument("--show", action="store_true", help="only say who holds it; change nothing")
+    u.add_argument("--force", action="store_true", help="clear it even if its holder may still be running")
     u.set_defaults(func=cmd_unlock)
     pr = sub.add_parser("prepare", help="parameter-filled notebook copies for a trainee (JupyterLab)")
     pr.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")

@@ -90,7 +90,11 @@ def acquire(hosts: Mapping[str, Runner], owner: str) -> list[str]:
     me = Holder.mine(owner)
     taken: list[str] = []
     for node, h in hosts.items():
-        out = h.run(_take_script(me.to_json()), timeout=30).stdout.strip()
+        try:
+            out = h.run(_take_script(me.to_json()), timeout=30).stdout.strip()
+        except BaseException:  # a node that cannot be locked: give back what this call took, then say why
+            release({n: hosts[n] for n in taken}, owner)
+            raise
         if out == "TAKEN":
             taken.append(node)
             continue
@@ -107,11 +111,17 @@ def acquire(hosts: Mapping[str, Runner], owner: str) -> list[str]:
     return taken
 
 
-def release(hosts: Mapping[str, Runner], owner: str) -> None:
-    """Remove the lock where this owner holds it (another owner's lock is left alone)."""
+def release(hosts: Mapping[str, Runner], owner: str) -> list[str]:
+    """Remove the lock where this owner holds it (another owner's lock is left alone); best effort on
+    every node. Returns the nodes where it could not be released (unreachable)."""
     q = shlex.quote(f'"owner": {json.dumps(owner)}')
-    for h in hosts.values():
-        h.run(f"grep -qF {q} {LOCK} 2>/dev/null && rm -f {LOCK}; true", check=False, timeout=30)
+    failed = []
+    for node, h in hosts.items():
+        try:
+            h.run(f"grep -qF {q} {LOCK} 2>/dev/null && rm -f {LOCK}; true", check=False, timeout=30)
+        except Exception:  # noqa: BLE001 - the node is down or unreachable: its lock stays, say so
+            failed.append(node)
+    return failed
 
 
 def holders(hosts: Mapping[str, Runner]) -> dict[str, Holder | None]:

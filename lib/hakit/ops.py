@@ -10,6 +10,7 @@ its record hold where a secret comes from, never its bytes.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ class ApplyContext:
     record_dir: Path | None = None
     memory: dict[str, bytes] = field(default_factory=dict)
     progress: Callable[[str], None] = lambda _m: None
+    memory_lock: threading.Lock = field(default_factory=threading.Lock)  # nodes of a phase run on threads
 
     def host(self, node: str) -> Runner:
         try:
@@ -204,6 +206,20 @@ class CopySecretFile(Op):
 
     def execute(self, ctx: ApplyContext) -> str:
         key = f"{self.src_node}:{self.path}"
+        with ctx.memory_lock:  # the source is read once, by one thread, for every copy of a phase
+            self._load_source(ctx, key)
+        data = ctx.memory[key]
+        dst = ctx.host(self.node)
+        dst.write_bytes(self.path, data, mode=self.mode, owner=self.owner)
+        got = remote_sha256(dst, self.path)
+        if got != sha256(data):
+            raise OperationError(
+                f"{self.node}: after copying, {self.path} has sha256 {short(got)}, expected {short(sha256(data))}; "
+                "the file there was replaced but is not the source's: check the disk on that node and run the "
+                "stage again")
+        return f"copied {self.path} from {self.src_node} (sha256 {short(got)})"
+
+    def _load_source(self, ctx: ApplyContext, key: str) -> None:
         if key not in ctx.memory:
             src = ctx.host(self.src_node)
             data = src.read_bytes(self.path)
@@ -220,15 +236,6 @@ class CopySecretFile(Op):
                     f"{self.src_node}: {self.path} has {len(data)} bytes; {lo}..{hi} are needed. "
                     "Make a proper one (for the authkey: rotate_key=True)")
             ctx.memory[key] = data
-        data = ctx.memory[key]
-        dst = ctx.host(self.node)
-        dst.write_bytes(self.path, data, mode=self.mode, owner=self.owner)
-        got = remote_sha256(dst, self.path)
-        if got != sha256(data):
-            raise OperationError(
-                f"{self.node}: after copying, {self.path} has sha256 {short(got)}, expected {short(sha256(data))}; "
-                "check the disk on that node and run the stage again")
-        return f"copied {self.path} from {self.src_node} (sha256 {short(got)})"
 
 
 def remote_sha256(host: Runner, path: str) -> str:

@@ -121,6 +121,7 @@ def to_dict(result: StageResult, verification: Verification | None = None) -> di
         "outcomes": [{"node": o.node, "outcome": o.outcome, "detail": o.detail} for o in result.outcomes],
         "program": list(result.program),
         "executed": list(result.executed),
+        "operations": list(result.operations),
         "verification": _verification(verification),
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "artifacts": [],

@@ -254,7 +254,7 @@ def run(
         return _run(plan, folder, started, params_file, stages, dry_run, failover, html, progress, command)
     finally:
         if run_lock is not None:
-            _release_run_lock(params, run_lock)
+            _release_run_lock(params, run_lock, progress)
 
 
 def _take_run_lock(params: Params, owner: str, progress: Progress) -> str | None:
@@ -276,15 +276,25 @@ def _take_run_lock(params: Params, owner: str, progress: Progress) -> str | None
     return owner
 
 
-def _release_run_lock(params: Params, owner: str) -> None:
-    from .remote import RemoteError, connect_all
+def _release_run_lock(params: Params, owner: str, progress: Progress = _print) -> None:
+    """Release node by node: a node that is down (a failover trial may leave one off) keeps its lock."""
+    from .remote import RemoteError, connect
 
     os.environ.pop(lock.RUN_ID_ENV, None)
-    try:
-        with connect_all(params) as hosts:
-            lock.release(hosts, owner)
-    except RemoteError:
-        pass  # an unreachable node rebooted (its /run is gone) or is down: `hakit unlock` clears the rest
+    still = []
+    for n in params.nodes:
+        try:
+            h = connect(params, n)
+        except RemoteError:
+            still.append(n.name)
+            continue
+        try:
+            still += lock.release({n.name: h}, owner)
+        finally:
+            h.close()
+    if still:
+        progress(f"run lock: still held on {', '.join(still)} (unreachable now; a reboot clears it, or "
+                 "`python -m hakit unlock --params <file>` once it is back)")
 
 
 def _run(plan: Plan, folder: Path, started: datetime, params_file: str, stages: str, dry_run: bool, failover: bool,

@@ -228,7 +228,7 @@ def test_safe_apply_sends_the_planned_steps_in_order_and_keeps_the_fresh_session
     s = stage_with(lab, {k: (lambda v=v: v) for k, v in new.items()})
     p = s.plan(s.gather(hosts))
     assert [type(o).__name__ for o in p.ops] == [
-        "ValidateInterfaces", "ValidateInterfaces", "Barrier", "SafeApplyBonds", "SafeApplyBonds"]
+        "ValidateInterfaces", "ValidateInterfaces", "Barrier", "SafeApplyBonds", "Barrier", "SafeApplyBonds"]
     for f in hosts.values():
         f.sent.clear()
     res = driver.apply(p, hosts, dry_run=False)

@@ -226,7 +226,7 @@ def test_identical_files_but_bonds_down_only_brings_them_up(lab: Params) -> None
     assert "not up" in p.for_node("vm-node1")[1].reason
     # every node validates before any node is touched
     assert [type(o).__name__ for o in p.ops] == [
-        "ValidateInterfaces", "ValidateInterfaces", "Barrier", "SafeApplyBonds", "SafeApplyBonds"]
+        "ValidateInterfaces", "ValidateInterfaces", "Barrier", "SafeApplyBonds", "Barrier", "SafeApplyBonds"]
 
 
 def test_different_file_is_rewritten_and_absent_one_written(lab: Params) -> None:

@@ -44,8 +44,8 @@ def test_fresh_nodes_stage_check_install_then_start_corosync_before_pacemaker(la
         f"vm-node2  write {CONF}.hakit-new sha256 {hashlib.sha256(want(lab)).hexdigest()[:12]}… root:root 0644",
         f"vm-node2  corosync -t -c {CONF}.hakit-new",
         "--- barrier: `corosync -t` accepted the new file on every node that gets it ---",
-        f"vm-node1  if [ -f {CONF} ]; then cp -p {CONF} {CONF}.hakit-prev; fi; mv -f {CONF}.hakit-new {CONF}",
-        f"vm-node2  if [ -f {CONF} ]; then cp -p {CONF} {CONF}.hakit-prev; fi; mv -f {CONF}.hakit-new {CONF}",
+        f"vm-node1  {{ [ ! -f {CONF} ] || cp -p {CONF} {CONF}.hakit-prev; }} && mv -f {CONF}.hakit-new {CONF}",
+        f"vm-node2  {{ [ ! -f {CONF} ] || cp -p {CONF} {CONF}.hakit-prev; }} && mv -f {CONF}.hakit-new {CONF}",
         "vm-node1  systemctl start corosync",
         "vm-node2  systemctl start corosync",
         "--- barrier: corosync started on every node that starts ---",
@@ -116,7 +116,8 @@ def test_with_allow_restart_every_node_stops_before_any_starts(lab: Params) -> N
     p = gather_plan(corosync.CorosyncStage(lab, allow_restart=True), fakes)
     stops = [o for o in p.ops if isinstance(o, corosync.Systemctl) and o.verb == "stop"]
     assert [(o.node, o.units) for o in stops] == [
-        ("vm-node1", ("pacemaker",)), ("vm-node1", ("corosync",)), ("vm-node2", ("pacemaker",)), ("vm-node2", ("corosync",))]
+        ("vm-node1", ("pacemaker",)), ("vm-node2", ("pacemaker",)), ("vm-node1", ("corosync",)), ("vm-node2", ("corosync",))]
+    assert "--- barrier: pacemaker stopped on every node (its resources too) before any corosync stops ---" in p.program()
     assert any(n.startswith("class: full restart, allowed: this change stops the service") for n in p.notes)
     prog = p.program()
     last_install = max(i for i, line in enumerate(prog) if "mv -f" in line)
@@ -159,7 +160,7 @@ def test_apply_sends_exactly_the_planned_operations_in_order(lab: Params, parall
         assert sent == [
             f"write {CONF}.hakit-new",
             f"corosync -t -c {CONF}.hakit-new",
-            f"if [ -f {CONF} ]; then cp -p {CONF} {CONF}.hakit-prev; fi; mv -f {CONF}.hakit-new {CONF}",
+            f"{{ [ ! -f {CONF} ] || cp -p {CONF} {CONF}.hakit-prev; }} && mv -f {CONF}.hakit-new {CONF}",
             "systemctl start corosync",
             "systemctl start pacemaker",
             "systemctl enable corosync pacemaker",

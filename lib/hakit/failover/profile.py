@@ -1,8 +1,9 @@
 """Switch the cluster's timing profile for a failover suite, through the runbooks' own stages.
 
-A profile sets corosync's totem timeouts (stage 3: corosync.conf, a cluster-wide
-restart when it changes) and pacemaker's monitor intervals (stage 5: the CIB).
-Nothing changes when the cluster already runs the profile.
+A profile sets corosync's totem timeouts (stage 3: corosync.conf, reloaded at
+runtime on every node) and pacemaker's monitor intervals (stage 5: the CIB).
+Nothing changes when the cluster already runs the profile. It holds the cluster
+lock while it changes anything, like every stage.
 """
 
 from __future__ import annotations
@@ -21,16 +22,21 @@ def use_profile(hosts: MutableMapping[str, Runner], params: Params, profile_name
     """Make the cluster run ``profile_name``; return what was changed (empty: already so)."""
     get_profile(profile_name)  # unknown names fail here, before any change
     done: list[str] = []
-    s3 = corosync.CorosyncStage(params, profile_name)
-    p3 = s3.plan(s3.gather(hosts))
-    if not p3.empty:
-        driver.apply(p3, hosts, dry_run=False)
-        corosync.verify(hosts, params, wait_s=90).raise_if_failed()
-        done.append(f"corosync.conf: {profile_name} timings (cluster restarted)")
-    s5 = ResourcesStage(params, profile_name)
-    p5 = s5.plan_cib(s5.gather_cib(hosts))  # only the CIB part: Apache is already the cluster's
-    if not p5.empty:
-        s5.before_apply(hosts, p5)
-        res = driver.apply(p5, hosts, dry_run=False, record_dir=save_dir)
-        done.append(f"CIB: {profile_name} monitor intervals ({res.summary()})")
+    with driver.locked(hosts):
+        s3 = corosync.CorosyncStage(params, profile_name)
+        p3 = s3.plan(s3.gather(hosts))
+        if p3.blocked:
+            raise driver.StageBlocked(f"switching to profile {profile_name!r}: "
+                                      + "; ".join(f"{n}: {why}" for n, why in p3.blocked.items()))
+        if not p3.empty:
+            driver.apply(p3, hosts, dry_run=False)
+            corosync.verify(hosts, params, wait_s=90).raise_if_failed()
+            how = next((n.split(" (")[0] for n in p3.notes if n.startswith("class:")), "changed")
+            done.append(f"corosync.conf: {profile_name} timings ({how})")
+        s5 = ResourcesStage(params, profile_name)
+        p5 = s5.plan_cib(s5.gather_cib(hosts))  # only the CIB part: Apache is already the cluster's
+        if not p5.empty:
+            s5.before_apply(hosts, p5)
+            res = driver.apply(p5, hosts, dry_run=False, record_dir=save_dir)
+            done.append(f"CIB: {profile_name} monitor intervals ({res.summary()})")
     return done

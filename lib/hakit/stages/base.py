@@ -116,6 +116,7 @@ class StageResult:
     dry_run: bool = False
     program: list[str] = field(default_factory=list)  # the plan's operations (what a dry run showed)
     executed: list[str] = field(default_factory=list)  # the operations a real apply carried out, in order
+    operations: list[dict] = field(default_factory=list)  # the plan's operations with their payload digests
 
     def add(self, node: str, outcome: OutcomeKind, detail: str = "") -> None:
         self.outcomes.append(NodeOutcome(node, outcome, detail))

@@ -371,7 +371,13 @@ def plan(params: Params, facts: BondingFacts, options: BondOptions | None = None
     p.ops += checks
     if applies:
         p.ops.append(Barrier(text="ifupdown accepted the rendered files on every node"))
-        p.ops += applies
+        for i, op in enumerate(applies):  # one node at a time: never re-plumb every node's rings at once
+            if i:
+                p.ops.append(Barrier(text=f"{applies[i - 1].node}'s bonds confirmed before the next node"))
+            p.ops.append(op)
+        if len(applies) > 1:
+            p.notes.append("Bonds are brought up one node at a time: the next node starts only after the "
+                           "previous one confirmed its bonds over a fresh SSH session.")
     if any(r.startswith(NO_DRIVER) for r in p.not_applicable.values()):
         p.notes.append(
             "No bonding driver: the running kernel cannot make bonds (the local lab's containers share such a "

@@ -207,7 +207,7 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, 
         p.ops.append(Barrier(text="`corosync -t` accepted the new file on every node that gets it"))
         for f in writes:
             p.ops.append(Command(
-                node=f.node, argv=f"if [ -f {CONF} ]; then cp -p {CONF} {PREV}; fi; mv -f {STAGED} {CONF}",
+                node=f.node, argv=f"{{ [ ! -f {CONF} ] || cp -p {CONF} {PREV}; }} && mv -f {STAGED} {CONF}",
                 label=f"install {CONF}", reason=f"the checked file replaces the live one (previous kept as {PREV})"))
     running = [f for f in nodes if f.corosync_active or f.pacemaker_active]
     changes = {f.node: _changes(f.conf_text, want) for f in writes if f.conf_text is not None}
@@ -245,6 +245,8 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, 
         why = "the config changed while the cluster runs: all nodes restart together"
         for f in nodes:
             p.ops.append(Systemctl(node=f.node, verb="stop", units=("pacemaker",), timeout=180, reason=why))
+        p.ops.append(Barrier(text="pacemaker stopped on every node (its resources too) before any corosync stops"))
+        for f in nodes:
             p.ops.append(Systemctl(node=f.node, verb="stop", units=("corosync",), timeout=180, reason=why))
         p.ops.append(Barrier(text="pacemaker and corosync stopped on every node"))
         start = nodes

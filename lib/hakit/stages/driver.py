@@ -13,9 +13,11 @@ phase (the ops between two barriers) on its own thread, in order.
 from __future__ import annotations
 
 import html
+import json
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -147,9 +149,14 @@ def _undo(plan: Plan, ctx: ApplyContext) -> list[str]:
     return out
 
 
+def _op_dicts(plan: Plan) -> list[dict]:
+    """The plan's operations as JSON-ready dicts for the record (payload digests, never secret bytes)."""
+    return [json.loads(json.dumps(o.to_dict(), default=str)) for o in plan.ops]
+
+
 def dry_run_result(plan: Plan) -> StageResult:
     """The outcome rows of a dry run: what each node would get, nothing applied."""
-    res = StageResult(plan.stage, dry_run=True, program=plan.program())
+    res = StageResult(plan.stage, dry_run=True, program=plan.program(), operations=_op_dicts(plan))
     for node in plan.nodes():
         acts = [o.action for o in plan.ops_for(node)]
         if node in plan.blocked:
@@ -165,7 +172,7 @@ def dry_run_result(plan: Plan) -> StageResult:
 
 
 def applied_result(plan: Plan, done: list[Executed]) -> StageResult:
-    res = StageResult(plan.stage, dry_run=False, program=plan.program(),
+    res = StageResult(plan.stage, dry_run=False, program=plan.program(), operations=_op_dicts(plan),
                       executed=[f"{d.op.node}  {d.op.describe()}" for d in done])
     for node in plan.nodes():
         details = [d.detail for d in done if d.op.node == node and d.op.mutates and d.detail]
@@ -189,6 +196,17 @@ def apply(plan: Plan, hosts: MutableMapping[str, Runner], *, dry_run: bool = Tru
                            + "; ".join(f"{n}: {why}" for n, why in plan.blocked.items()))
     ctx = ApplyContext(hosts, Path(record_dir) if record_dir else None, progress=progress or (lambda _m: None))
     return applied_result(plan, execute(plan, ctx, parallel=parallel))
+
+
+@contextmanager
+def locked(hosts: MutableMapping[str, Runner]) -> Iterator[str]:
+    """Hold the cluster lock for a change (re-entrant inside `hakit run`); released on every path."""
+    owner = lock.owner_id()
+    taken = lock.acquire(hosts, owner)
+    try:
+        yield owner
+    finally:
+        lock.release({n: hosts[n] for n in taken}, owner)
 
 
 @dataclass
@@ -225,12 +243,11 @@ class StageRun:
         if self.dry_run or plan.blocked:  # a blocked plan is refused before anything, the lock included
             self.result = self._guard(lambda: apply(plan, self.hosts, dry_run=self.dry_run))
             return self.result
-        owner = lock.owner_id()
-        taken = self._guard(lambda: lock.acquire(self.hosts, owner))
-        try:
-            self.result = self._guard(self._apply_locked)
-        finally:
-            lock.release({n: self.hosts[n] for n in taken}, owner)
+        def locked_apply() -> StageResult:
+            with locked(self.hosts):
+                return self._apply_locked()
+
+        self.result = self._guard(locked_apply)
         return self.result
 
     def _apply_locked(self) -> StageResult:
@@ -249,7 +266,16 @@ class StageRun:
                      progress=print)
 
     def verify(self) -> Verification:
-        self.verification = self._guard(lambda: self.stage.verify(self.hosts, wait=not self.dry_run))
+        try:
+            self.verification = self.stage.verify(self.hosts, wait=not self.dry_run)
+        except Exception as e:
+            # The apply may have changed things: keep its record, and let the error say what changed.
+            if self.result is not None:
+                if isinstance(e, HakitError) and not e.changed:
+                    e.changed = list(self.result.executed)
+                records.save(self.result, self.record_dir)
+            self._record_error(e)
+            raise
         if self.dry_run and self.plan is not None and not self.plan.empty:
             self.verification.before_apply = True
         return self.verification
@@ -270,14 +296,15 @@ class StageRun:
     def _guard(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
-        except HakitError as e:
-            if e.stage is None:
-                e.stage = self.stage.name
-            save_error(e, self.record_dir)
-            raise
         except Exception as e:
-            save_error(e, self.record_dir)
+            self._record_error(e)
             raise
+
+    def _record_error(self, e: Exception) -> None:
+        """error.json in the record folder, with this stage's name on a HakitError."""
+        if isinstance(e, HakitError) and e.stage is None:
+            e.stage = self.stage.name
+        save_error(e, self.record_dir)
 
     def _repr_html_(self) -> str:
         parts = [f"<h3>{html.escape(self.stage.name)}{' (dry run)' if self.dry_run else ''}</h3>"]

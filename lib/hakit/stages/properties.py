@@ -23,7 +23,7 @@ from ..render.cib import Bundle, properties
 from ..runner import Runner
 from . import cibstage
 from .base import Plan, StageResult, Verification
-from .driver import apply, per_node
+from .driver import apply, locked, per_node
 
 STAGE = "04 pacemaker properties"
 SLUG = "04-pacemaker-properties"
@@ -123,7 +123,10 @@ def install_credentials(hosts: MutableMapping[str, Runner], params: Params, dry_
     for n in params.nodes:
         if not p.ops_for(n.name):
             p.no_change[n.name] = "fencing credentials in place (root-only)"
-    return apply(p, hosts, dry_run=dry_run)
+    if dry_run:
+        return apply(p, hosts, dry_run=True)
+    with locked(hosts):
+        return apply(p, hosts, dry_run=False)
 
 
 def verify(hosts: Mapping[str, Runner], params: Params, profile_name: str | None = None,
