@@ -235,6 +235,68 @@ class Fencing(Strict):
         return _check_bmc_password(v)
 
 
+# The score of `location preferred-node vip 100: <node>` (stage 6).
+PREFERRED_SCORE = 100
+
+
+class FailurePolicy(Strict):
+    """What the cluster does when the service fails (stage 5: meta attributes of ``vip`` and ``httpd``).
+
+    A site's decision about behaviour, not about speed, so it lives in the params and not in the
+    timing profile: switching profiles (``hakit bench failover --profiles seed,fast``) must not change
+    whether an Apache crash moves the service. The defaults meet the article's rule "if the Apache
+    service crashes on the primary server, it switches to the secondary server".
+    """
+
+    migration_threshold: int | None = Field(
+        default=1, ge=1, le=1000000,
+        description="failures of vip or httpd on a node before it is banned there and the service moves; "
+        "1 moves at the first crash (the article); null leaves pacemaker's INFINITY: restart in place for ever",
+    )
+    failure_timeout: int | None = Field(
+        default=60, ge=1, le=31536000,
+        description="s after its last failure that a node's failcount expires and the node may run the service "
+        "again (then the service fails back unless stickiness keeps it); null: never, until `crm resource cleanup`",
+    )
+    resource_stickiness: int | None = Field(
+        default=None, ge=0, le=1000000,
+        description="how strongly vip and httpd stay where they run; above the preferred node's score "
+        f"({PREFERRED_SCORE}) the service stays on the survivor instead of failing back; null: pacemaker's 0",
+    )
+
+    @model_validator(mode="after")
+    def _no_tie(self) -> "FailurePolicy":
+        if self.resource_stickiness is not None and 2 * self.resource_stickiness == PREFERRED_SCORE:
+            raise ValueError(
+                f"resource_stickiness {self.resource_stickiness}: vip and httpd together ({2 * self.resource_stickiness}) "
+                f"tie with the preferred node's score {PREFERRED_SCORE}, so whether the service fails back is "
+                f"left to chance; use below {PREFERRED_SCORE // 2} (fail back) or above it (stay on the survivor)"
+            )
+        return self
+
+    def meta(self) -> tuple[tuple[str, str], ...]:
+        """The meta attributes stage 5 sets on vip and httpd, in crm order (unset ones left out)."""
+        out = []
+        if self.migration_threshold is not None:
+            out.append(("migration-threshold", str(self.migration_threshold)))
+        if self.failure_timeout is not None:
+            out.append(("failure-timeout", f"{self.failure_timeout}s"))
+        if self.resource_stickiness is not None:
+            out.append(("resource-stickiness", str(self.resource_stickiness)))
+        return tuple(out)
+
+    @property
+    def moves_on_failure(self) -> bool:
+        """Does a failure of httpd on its node move the service (True) or restart it in place for ever?"""
+        return self.migration_threshold is not None
+
+    @property
+    def fails_back(self) -> bool:
+        """After the fault is gone, does the service return to the preferred node? Stickiness counts
+        once per colocated resource (vip and httpd), against the preferred node's score."""
+        return 2 * (self.resource_stickiness or 0) < PREFERRED_SCORE
+
+
 class Pacemaker(Strict):
     """Cluster-wide pacemaker choices (stage 4) and where the service prefers to run (stage 6).
 
@@ -252,6 +314,10 @@ class Pacemaker(Strict):
         default=None, description="node the VIP prefers (score 100); default: the first node"
     )
     fencing: Fencing | None = Field(default=None, description="fence devices; required when stonith_enabled")
+    resources: FailurePolicy = Field(
+        default=FailurePolicy(), description="failure policy of the service: migration threshold, failure "
+        "timeout, stickiness (stage 5)",
+    )
 
 
 class Ssh(Strict):

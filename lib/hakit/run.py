@@ -207,8 +207,30 @@ def _stage_entry(nb: Path, folder: Path, dry_run: bool) -> dict[str, Any]:
     return entry
 
 
-def _execute(nb: Path, dst: Path, plan: Plan, rec_dir: Path, ipc_dir: str) -> dict[str, Any] | None:
-    """Run one notebook; None on success, else what failed (the notebook is saved with its error)."""
+class LineEcho:
+    """A file-like sink for a notebook's stdout that hands each complete line to ``progress``
+    (indented), so long work (the failover trials) is not silent in `hakit run`."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self._buf = ""
+
+    def write(self, text: str) -> int:
+        self._buf += text
+        *lines, self._buf = self._buf.split("\n")
+        for line in lines:
+            if line.strip():
+                self.progress(f"    {line}")
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+def _execute(nb: Path, dst: Path, plan: Plan, rec_dir: Path, ipc_dir: str,
+             echo: Progress | None = None) -> dict[str, Any] | None:
+    """Run one notebook; None on success, else what failed (the notebook is saved with its error).
+    With ``echo``, each line the notebook prints is passed on as it comes."""
     import papermill as pm
 
     declared = pm.inspect_notebook(str(nb))
@@ -221,6 +243,7 @@ def _execute(nb: Path, dst: Path, plan: Plan, rec_dir: Path, ipc_dir: str) -> di
         pm.execute_notebook(
             str(nb), str(dst), parameters=parameters, cwd=str(repo_root()), progress_bar=False,
             kernel_manager_class=_kernel_manager_class(ipc_dir),
+            stdout_file=LineEcho(echo) if echo is not None else None,
         )
     except pm.PapermillExecutionError as e:
         saved = load_error(rec_dir)  # the stage driver's structured error.json, when the stage got that far
@@ -332,7 +355,8 @@ def _run(plan: Plan, folder: Path, started: datetime, params_file: str, stages: 
             dst, rec_dir = folder / nb.name, folder / nb.stem
             progress(f"[{i}/{total}] {nb.stem} ...")
             t0 = time.monotonic()
-            err = _execute(nb, dst, plan, rec_dir, ipc_dir)
+            # The failover trials print a line as each starts and ends: pass them on (~140 s otherwise silent).
+            err = _execute(nb, dst, plan, rec_dir, ipc_dir, echo=progress if nb.name == FAILOVER_NOTEBOOK else None)
             duration = time.monotonic() - t0
             entry = _stage_entry(nb, folder, dry_run)
             entry["duration_s"] = round(duration, 2)

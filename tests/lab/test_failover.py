@@ -42,8 +42,18 @@ def test_every_scenario_once_through_the_notebook(cluster2, lab2_params, tmp_pat
         assert row["served_before"] == "vm-node1"
     assert by.loc["node-crash", "served_after"] == "vm-node2"
     assert by.loc["gateway-loss", "served_after"] == "vm-node2"
-    assert by.loc["apache-crash", "served_after"] == "vm-node1"
+    # The shipped failure policy (migration_threshold 1, failure_timeout 60 s, no stickiness): an Apache
+    # crash moves httpd and, through the colocation, the VIP; the failcount expires and both fail back.
+    assert by.loc["apache-crash", "served_after"] == "vm-node2"
     assert by.loc["apache-crash", "httpd_failcount"] == 1
+    # Whole incidents: every trial is watched until the service is back on the preferred node.
+    assert (df["ended"].isin(["in place", "back on vm-node1"])).all(), df[["scenario", "ended"]].to_string()
+    for name in ("node-crash", "apache-crash", "gateway-loss", "planned-move", "corosync-kill", "fence-failure"):
+        assert by.loc[name, "ended"] == "back on vm-node1", name
+    for name in ("idle", "ring0-loss", "split-brain"):
+        assert by.loc[name, "ended"] == "in place" and by.loc[name, "failback_s"] == 0, name
+    assert (df["incident_s"] - df["downtime_s"] - df["failback_s"]).abs().max() < 0.01
+    print(df[["scenario", "downtime_s", "failback_s", "incident_s", "ended"]].to_string(index=False))
     # The test lab fences (params/lab.yaml): every lost node is powered off before its service
     # moves, no fault ever leaves two nodes answering for the VIP, and only the right node is fenced.
     assert (df["fencing"]).all()

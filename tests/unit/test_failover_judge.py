@@ -120,3 +120,78 @@ def test_bounds_follow_profile_and_fence_delay(lab) -> None:
     assert delay == (5.0 if lab.pacemaker.stonith_enabled else 0.0)
     assert b["node-crash"] == pytest.approx(2.2 + delay) and b["ring0-loss"] == 0
     assert b["apache-crash"] == get_profile("fast").resources.httpd_monitor
+
+
+# -- whole incidents: the failback after the restore, or stickiness keeping the survivor ----------------------
+
+
+def failback_probes(o: Observation, gap: tuple[float, float], end_node: str, end: float = 90.0) -> None:
+    """After the restore at t=20: served by the survivor, nothing in ``gap``, then ``end_node``."""
+    t = o.t_restore
+    while t < end:
+        ok = not gap[0] <= t < gap[1]
+        node = (o.expected if t < gap[0] else end_node) if ok else None
+        o.probes.append(ProbeSample(t, ok, node, error="" if ok else "timed out"))
+        t += 0.04
+
+
+def test_an_incident_counts_the_failback_and_sums_both_outages() -> None:
+    o = obs("node-crash", True, fences=[fence(A)], home=A, t_back=40.0)
+    failback_probes(o, (30.0, 32.0), A, end=40.0)
+    assert judge(o) == []
+    row = trial_row(o, [], "fast", 1)
+    assert row.downtime_s == pytest.approx(3.0, abs=0.05)
+    assert row.failback_s == pytest.approx(2.0, abs=0.05)
+    assert row.incident_s == pytest.approx(5.0, abs=0.1) and row.ended == f"back on {A}"
+
+
+def test_apache_crash_under_the_shipped_policy_moves_and_fails_back() -> None:
+    from hakit.params import FailurePolicy
+
+    moving, in_place = FailurePolicy(), FailurePolicy(migration_threshold=None)
+    s = scenario("apache-crash")
+    assert s.expected_node(A, B, moving) == B and s.expected_node(A, B, in_place) == A
+    assert s.expected_node(A, B, FailurePolicy(migration_threshold=3)) == A  # one failure is not three
+    assert "the VIP moves with it" in s.expected_text(moving) and "fails back" in s.expected_text(moving)
+    assert "restarts Apache on the same node" in s.expected_text(in_place)
+    o = obs("apache-crash", True, httpd_failcount=1, home=A, t_back=85.0)
+    o.expected = B
+    o.probes = probes(A, B, (10.0, 11.0))
+    failback_probes(o, (71.0, 73.2), A, end=85.0)
+    assert judge(o) == []
+    row = trial_row(o, [], "fast", 1)
+    assert (row.served_after, row.ended) == (B, f"back on {A}")
+    assert row.downtime_s == pytest.approx(1.0, abs=0.05) and row.failback_s == pytest.approx(2.2, abs=0.05)
+
+
+def test_restart_in_place_has_no_failback() -> None:
+    o = obs("apache-crash", True, httpd_failcount=1, home=A, t_back=30.0)
+    o.probes = probes(A, A, (10.0, 11.0))
+    failback_probes(o, (99.0, 99.0), A, end=30.0)
+    row = trial_row(o, judge(o), "fast", 1)
+    assert row.ok and row.failback_s == 0.0 and row.incident_s == row.downtime_s and row.ended == "in place"
+
+
+def test_stickiness_keeps_the_survivor_and_says_so() -> None:
+    o = obs("node-crash", True, fences=[fence(A)], home=B, t_back=40.0)
+    failback_probes(o, (99.0, 99.0), B, end=40.0)
+    row = trial_row(o, judge(o), "fast", 1)
+    assert row.ok and row.failback_s == 0.0 and row.ended == f"stays on {B} (stickiness)"
+    moved_back = obs("node-crash", True, fences=[fence(A)], home=B, t_back=40.0)
+    failback_probes(moved_back, (30.0, 32.0), A, end=40.0)
+    problems = judge(moved_back)
+    assert any(f"served by {A} at the end of the incident, expected {B}" in p for p in problems)
+    assert any("failed probe(s) after the restore although stickiness keeps the service" in p for p in problems)
+
+
+def test_a_cluster_that_never_returns_is_named() -> None:
+    o = obs("gateway-loss", False, home=A, t_back=None)
+    failback_probes(o, (99.0, 99.0), B, end=60.0)
+    problems = judge(o)
+    assert any("never returned to its normal placement" in p for p in problems)
+    assert trial_row(o, problems, "fast", 1).ended == f"not back on {A}"
+
+
+def test_a_trial_without_the_second_phase_leaves_failback_unknown() -> None:
+    row = trial_row(obs("node-crash", True, fences=[fence(A)]), [], "fast", 1)
+    assert row.ended == "-" and row.failback_s != row.failback_s  # NaN: not measured

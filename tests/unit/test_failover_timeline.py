@@ -211,19 +211,21 @@ def test_first_at_or_after() -> None:
 def test_medians_per_scenario_and_profile() -> None:
     df = pd.DataFrame(
         [
-            # scenario,     profile, trial, downtime, detect, recover, ok
-            ("node-crash", "fast", 1, 2.0, 1.0, 2.5, True),
-            ("node-crash", "fast", 2, 4.0, 1.4, 4.5, False),
-            ("node-crash", "fast", 3, 3.0, 1.2, 3.1, True),
-            ("node-crash", "seed", 1, 7.0, 3.5, 8.0, True),
-            ("node-crash", "seed", 2, 9.0, 3.9, 10.0, True),
-            ("httpd-kill", "fast", 1, 0.5, 0.2, 0.6, False),
-            ("httpd-kill", "fast", 2, 0.7, math.nan, 0.9, False),
+            # scenario,     profile, trial, downtime, failback, detect, recover, ok
+            ("node-crash", "fast", 1, 2.0, 2.0, 1.0, 2.5, True),
+            ("node-crash", "fast", 2, 4.0, 2.2, 1.4, 4.5, False),
+            ("node-crash", "fast", 3, 3.0, 2.4, 1.2, 3.1, True),
+            ("node-crash", "seed", 1, 7.0, 2.1, 3.5, 8.0, True),
+            ("node-crash", "seed", 2, 9.0, 2.3, 3.9, 10.0, True),
+            ("httpd-kill", "fast", 1, 0.5, 0.0, 0.2, 0.6, False),
+            ("httpd-kill", "fast", 2, 0.7, math.nan, math.nan, 0.9, False),
         ],
-        columns=["scenario", "profile", "trial", "downtime_s", "detect_s", "recover_s", "ok"],
+        columns=["scenario", "profile", "trial", "downtime_s", "failback_s", "detect_s", "recover_s", "ok"],
     )
+    df["incident_s"] = df["downtime_s"] + df["failback_s"]
     m = runner.medians(df)
-    assert list(m.columns) == ["scenario", "profile", "trials", "downtime_s", "detect_s", "recover_s", "not_ok"]
+    assert list(m.columns) == ["scenario", "profile", "trials", "downtime_s", "failback_s", "incident_s",
+                               "detect_s", "recover_s", "not_ok"]
     # first-seen order (sort=False), not alphabetical
     assert list(zip(m["scenario"], m["profile"])) == [
         ("node-crash", "fast"),
@@ -232,6 +234,8 @@ def test_medians_per_scenario_and_profile() -> None:
     ]
     assert list(m["trials"]) == [3, 2, 2]
     assert list(m["downtime_s"]) == pytest.approx([3.0, 8.0, 0.6])
+    assert list(m["failback_s"]) == pytest.approx([2.2, 2.2, 0.0])  # a trial never watched to its end: skipped
+    assert list(m["incident_s"]) == pytest.approx([5.4, 10.2, 0.5])  # medians of the sums, not sums of medians
     assert list(m["detect_s"]) == pytest.approx([1.2, 3.7, 0.2])  # NaN detect skipped
     assert list(m["recover_s"]) == pytest.approx([3.1, 9.0, 0.75])
     assert list(m["not_ok"]) == [1, 0, 2]

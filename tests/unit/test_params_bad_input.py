@@ -223,3 +223,25 @@ def test_a_refused_file_means_no_login(tmp_path: Path, monkeypatch):
     with pytest.raises(ParamsError):
         run(str(f), stages="2")
     assert calls == []
+
+
+def test_failure_policy_bad_values_name_the_field():
+    d = data()
+    d["pacemaker"]["resources"] = {"migration_threshold": 0}
+    assert "pacemaker.resources.migration_threshold: Input should be greater than or equal to 1 (got 0)" in bad(d)
+    d["pacemaker"]["resources"] = {"failure_timeout": "1m"}
+    assert "pacemaker.resources.failure_timeout" in bad(d) and "(got '1m')" in bad(d)
+
+
+def test_stickiness_tie_with_the_preferred_node_is_refused():
+    d = data()
+    d["pacemaker"]["resources"]["resource_stickiness"] = 50
+    msg = bad(d)
+    assert "pacemaker.resources: resource_stickiness 50" in msg and "use below 50 (fail back) or above it" in msg
+
+
+def test_restart_in_place_is_a_null_threshold():
+    d = data()
+    d["pacemaker"]["resources"]["migration_threshold"] = None
+    p = parse_params(d, "test.yaml").pacemaker.resources
+    assert not p.moves_on_failure and p.meta() == (("failure-timeout", "60s"),)

@@ -42,8 +42,8 @@ def _xml(bundle: Bundle) -> dict[str, ET.Element]:
     return out
 
 
-def _nv(e: ET.Element) -> dict[str, str]:
-    return {nv.get("name", ""): nv.get("value", "") for nv in e.iter("nvpair")}
+def _nv(e: ET.Element, kind: str = "instance_attributes") -> dict[str, str]:
+    return {nv.get("name", ""): nv.get("value", "") for s in e.findall(kind) for nv in s.iter("nvpair")}
 
 
 def _with_stickiness(profile: Profile, value: int | None) -> Profile:
@@ -263,3 +263,39 @@ def test_fence_device_crm_and_xml(lab: Params) -> None:
 
 def test_article_properties_have_no_devices(article: Params) -> None:
     assert properties(article, FAST).crm() == "property stonith-enabled=false\nproperty no-quorum-policy=ignore\n"
+
+
+def _policy(params: Params, **kw: object) -> Params:
+    pm = params.pacemaker
+    return params.model_copy(update={"pacemaker": pm.model_copy(update={"resources": pm.resources.model_copy(update=kw)})})
+
+
+def test_failure_policy_is_meta_of_vip_and_httpd_only(lab: Params) -> None:
+    assert lab.pacemaker.resources.migration_threshold == 1 and lab.pacemaker.resources.failure_timeout == 60
+    x = _xml(resources(lab, FAST))
+    for rid in ("vip", "httpd"):
+        assert _nv(x[rid], "meta_attributes") == {"migration-threshold": "1", "failure-timeout": "60s"}
+        meta = x[rid].find("meta_attributes")
+        assert meta is not None and meta.get("id") == f"{rid}-meta_attributes"
+        assert [nv.get("id") for nv in meta] == [
+            f"{rid}-meta_attributes-migration-threshold", f"{rid}-meta_attributes-failure-timeout"]
+    assert _nv(x["cloned-ping-gateway"], "primitive/meta_attributes") == {}  # the clone restarts in place
+    assert resources(lab, FAST).crm().count("    meta migration-threshold=1 failure-timeout=60s \\\n") == 2
+
+
+def test_restart_in_place_is_one_setting_away(lab: Params) -> None:
+    in_place = _policy(lab, migration_threshold=None)
+    assert not in_place.pacemaker.resources.moves_on_failure
+    x = _xml(resources(in_place, FAST))
+    assert _nv(x["httpd"], "meta_attributes") == {"failure-timeout": "60s"}
+    bare = _policy(lab, migration_threshold=None, failure_timeout=None)
+    assert _xml(resources(bare, FAST))["httpd"].find("meta_attributes") is None
+    assert "meta" not in resources(bare, FAST).crm()
+
+
+def test_stickiness_counts_twice_against_the_preferred_score(lab: Params) -> None:
+    assert lab.pacemaker.resources.fails_back
+    sticky = _policy(lab, resource_stickiness=60)
+    assert not sticky.pacemaker.resources.fails_back  # 60 + 60 > 100 (measured: vip scores 120 on the survivor)
+    assert _policy(lab, resource_stickiness=40).pacemaker.resources.fails_back
+    assert _nv(_xml(resources(sticky, FAST))["vip"], "meta_attributes")["resource-stickiness"] == "60"

@@ -152,3 +152,14 @@ def test_stage_selection_and_the_failover_notebook():
     else:
         with pytest.raises(ValueError, match="does not exist yet"):
             hrun.prepare_run("params/lab.yaml", "1", failover=True)
+
+
+def test_failover_lines_are_passed_on_as_they_come() -> None:
+    from hakit.run import LineEcho
+
+    seen: list[str] = []
+    echo = LineEcho(seen.append)
+    echo.write("node-crash #1: inject on vm-node1\nnode-crash #1: down")
+    assert seen == ["    node-crash #1: inject on vm-node1"]
+    echo.write("time 7.68 s\n\n")
+    assert seen[-1] == "    node-crash #1: downtime 7.68 s" and len(seen) == 2

@@ -3,8 +3,9 @@
 - ``timelines``: per scenario, every probe as a dot (time since the fault on
   x, the node that answered on y, failures in red), with the fault, the
   cluster's detection, its recovery and the restore marked.
-- ``downtime_plot``: client downtime per scenario, one column of dots per
-  profile, with the median drawn as a bar.
+- ``downtime_plot``: per scenario, one column of dots per profile with the
+  median drawn as a bar, in three panels: the downtime at the fault, the
+  failback when the service moves back, and the whole incident (their sum).
 """
 
 from __future__ import annotations
@@ -49,9 +50,14 @@ def timelines(trials: list[Trial], title: str = "") -> plt.Figure:
             ax.text(t.t_heal - t.t_inject, -0.6, " 2nd step", fontsize=8, color="purple")
         ax.axvline(t.t_restore - t.t_inject, color="grey", lw=1, ls=":")
         ax.text(t.t_restore - t.t_inject, -0.6, " restore", fontsize=8, color="grey")
+        if t.t_back is not None:  # the end of the incident: the normal placement again
+            ax.axvline(t.t_back - t.t_inject, color="tab:green", lw=1, ls=":")
+            ax.text(t.t_back - t.t_inject, -0.6, " normal", fontsize=8, color="tab:green")
         ax.set_ylim(-0.8, len(levels) + 0.9)
         verdict = "ok" if t.row.ok else "FAILED: " + t.row.problems[:80]
-        ax.set_title(f"{name} ({t.row.profile}): client downtime {t.row.downtime_s:.2f} s, {verdict}",
+        fb = "" if math.isnan(t.row.failback_s) else f" + failback {t.row.failback_s:.2f} s"
+        ax.set_title(f"{name} ({t.row.profile}): client downtime {t.row.downtime_s:.2f} s{fb}, {t.row.ended}, "
+                     f"{verdict}",
                      fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("seconds since the fault was injected")
     axes[0, 0].legend(loc="upper right", fontsize=7, markerscale=2)
@@ -61,27 +67,35 @@ def timelines(trials: list[Trial], title: str = "") -> plt.Figure:
     return fig
 
 
+PANELS = (("downtime_s", "at the fault"), ("failback_s", "failback (moving back after the restore)"),
+          ("incident_s", "whole incident (sum)"))
+
+
 def downtime_plot(df: pd.DataFrame) -> plt.Figure:
-    """Client downtime per scenario x profile: every trial a dot, the median a bar."""
+    """Client downtime per scenario x profile (every trial a dot, the median a bar): at the fault,
+    at the failback, and for the whole incident."""
     scenarios = list(dict.fromkeys(df["scenario"]))
     profiles = list(dict.fromkeys(df["profile"]))
     width = 0.8 / max(1, len(profiles))
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(scenarios)), 3.6))
-    for j, prof in enumerate(profiles):
-        color = COLORS[j % len(COLORS)]
-        for i, scn in enumerate(scenarios):
-            vals = df[(df["scenario"] == scn) & (df["profile"] == prof)]["downtime_s"].dropna()
-            if vals.empty:
-                continue
-            x = i - 0.4 + width * (j + 0.5)
-            ax.scatter([x] * len(vals), vals, s=14, color=color, alpha=0.7, label=prof if i == 0 else None)
-            med = float(vals.median())
-            ax.hlines(med, x - width * 0.4, x + width * 0.4, color=color, lw=2.5)
-            ax.text(x, med, f"{med:.2f}", fontsize=7, ha="center", va="bottom")
-    ax.set_xticks(range(len(scenarios)), scenarios, rotation=20, ha="right")
-    ax.set_ylabel("client downtime (s)")
-    ax.set_title("Downtime seen by the client, per scenario and timing profile (bar: median)", fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(title="profile", fontsize=8)
+    panels = [p for p in PANELS if p[0] in df.columns]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6, 1.4 * len(scenarios)), 2.9 * len(panels)),
+                             squeeze=False, sharex=True)
+    for ax, (col, label) in zip(axes[:, 0], panels):
+        for j, prof in enumerate(profiles):
+            color = COLORS[j % len(COLORS)]
+            for i, scn in enumerate(scenarios):
+                vals = df[(df["scenario"] == scn) & (df["profile"] == prof)][col].dropna()
+                if vals.empty:
+                    continue
+                x = i - 0.4 + width * (j + 0.5)
+                ax.scatter([x] * len(vals), vals, s=14, color=color, alpha=0.7, label=prof if i == 0 else None)
+                med = float(vals.median())
+                ax.hlines(med, x - width * 0.4, x + width * 0.4, color=color, lw=2.5)
+                ax.text(x, med, f"{med:.2f}", fontsize=7, ha="center", va="bottom")
+        ax.set_ylabel("client downtime (s)")
+        ax.set_title(f"Downtime seen by the client: {label} (bar: median)", fontsize=10, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1, 0].set_xticks(range(len(scenarios)), scenarios, rotation=20, ha="right")
+    axes[0, 0].legend(title="profile", fontsize=8)
     fig.tight_layout()
     return fig

@@ -35,6 +35,9 @@ class Observation:
     t_inject: float = 0.0
     t_restore: float = 0.0
     t_heal: float | None = None
+    # The incident's second phase: after the restore, until the cluster is in its normal placement again.
+    home: str = ""  # where the service must end the incident: the preferred node, or the survivor (stickiness)
+    t_back: float | None = None  # when the cluster was settled there (None: it never was)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class TrialRow:
     fenced: str
     fence_failures: int
     heal_s: float
+    failback_s: float  # client downtime after the restore, until the normal placement (0: no move back)
+    incident_s: float  # downtime_s + failback_s: what the whole incident cost a client
+    ended: str  # how the incident ended: "in place", "back on <node>", "stays on <node> (stickiness)"
     ok: bool
     problems: str
 
@@ -94,6 +100,23 @@ def detect_recover(cluster: list[ClusterSample], t_inject: float, t_end: float, 
     return detect, recover
 
 
+def failback(o: Observation) -> timeline.Downtime:
+    """What a client saw after the restore, until the cluster was back in its normal placement."""
+    end = o.t_back if o.t_back is not None else max((p.t for p in o.probes), default=o.t_restore)
+    return timeline.downtime(o.probes, o.t_restore, end, end_of_window=end)
+
+
+def ended(o: Observation) -> str:
+    """How the incident ended, in words (for the CSV and the report)."""
+    if o.t_back is None:
+        return f"not back on {o.home or o.active}"
+    last = timeline.last_served(o.probes, o.t_restore, o.t_back) or timeline.last_served(o.probes, o.t_inject, o.t_back)
+    if o.home != o.active:
+        return f"stays on {o.home} (stickiness)"
+    moved = o.expected != o.active or any(n != o.active for n in timeline.served(o.probes, o.t_inject, o.t_back))
+    return f"back on {last}" if moved else "in place"
+
+
 def judge(o: Observation) -> list[str]:
     """Every correctness rule the trial broke, in words (empty: the trial passed)."""
     scn = o.scenario
@@ -113,6 +136,18 @@ def judge(o: Observation) -> list[str]:
         problems.append(f"the service had not recovered {o.t_restore - o.t_inject:.1f} s after the fault")
     if not scn.outage_expected and dt.failed_probes and not sb:
         problems.append(f"{dt.failed_probes} failed probe(s) where no outage was expected")
+    if o.home:  # the incident was watched to its end
+        fb = failback(o)
+        if o.t_back is None:
+            problems.append(f"the cluster never returned to its normal placement (service on {o.home}) after the restore")
+        elif not fb.recovered:
+            problems.append("clients were still failing when the cluster reported its normal placement")
+        last = timeline.last_served(o.probes, o.t_restore, o.t_back) if o.t_back is not None else None
+        if o.t_back is not None and last not in (None, o.home) and not sb:
+            problems.append(f"served by {last} at the end of the incident, expected {o.home}")
+        if o.home != o.active and fb.failed_probes:
+            problems.append(f"{fb.failed_probes} failed probe(s) after the restore although stickiness keeps the "
+                            f"service on {o.home}")
     if scn.failcount_httpd and o.httpd_failcount != scn.failcount_httpd:
         problems.append(f"httpd failcount on {o.active} is {o.httpd_failcount}, expected {scn.failcount_httpd}")
     fenced_ok = [e for e in o.fences if e.ok]
@@ -142,6 +177,8 @@ def trial_row(o: Observation, problems: list[str], profile: str, trial: int) -> 
     dt = timeline.downtime(o.probes, o.t_inject, o.t_restore, end_of_window=o.t_restore)
     detect, recover = detect_recover(o.cluster, o.t_inject, o.t_restore, o.baseline, o.expected)
     fenced_ok = sorted({e.target for e in o.fences if e.ok})
+    fb = failback(o) if o.home else None
+    fb_s = round(fb.seconds, 3) if fb is not None else math.nan
     return TrialRow(
         scenario=o.scenario.name,
         profile=profile,
@@ -163,6 +200,9 @@ def trial_row(o: Observation, problems: list[str], profile: str, trial: int) -> 
         fenced=", ".join(fenced_ok) or "-",
         fence_failures=sum(1 for e in o.fences if e.status == "failed"),
         heal_s=round(o.t_heal - o.t_inject, 3) if o.t_heal is not None else math.nan,
+        failback_s=fb_s,
+        incident_s=round(dt.seconds + fb_s, 3),
+        ended=ended(o) if o.home else "-",
         ok=not problems,
         problems="; ".join(problems),
     )

@@ -47,13 +47,15 @@ class Trial:
     t_inject: float = 0.0
     t_restore: float = 0.0
     t_heal: float | None = None
+    t_back: float | None = None  # the cluster back in its normal placement (end of the incident)
 
 
-def healthy(st: ClusterStatus | None, params: Params) -> tuple[bool, str]:
-    """The preferred layout: all online, vip+httpd on the preferred node, ping everywhere with pingd, nothing failed."""
+def healthy(st: ClusterStatus | None, params: Params, on: str | None = None) -> tuple[bool, str]:
+    """The normal layout: all online, vip+httpd on ``on`` (default: the preferred node), ping everywhere
+    with pingd, nothing failed."""
     if st is None:
         return False, "crm_mon unreadable"
-    want = params.preferred_node
+    want = on or params.preferred_node
     names = [n.name for n in params.nodes]
     problems = []
     for n in names:
@@ -72,8 +74,10 @@ def healthy(st: ClusterStatus | None, params: Params) -> tuple[bool, str]:
 
 
 def settle(hosts: dict[str, Host], params: Params, timeout_s: float = 120, stable_s: float = 2.0,
-           progress: Progress | None = None) -> ClusterStatus:
-    """Wait until the cluster is healthy in the preferred layout for ``stable_s``; clean up old failures first."""
+           progress: Progress | None = None, on: str | None = None, cleanup: bool = True) -> ClusterStatus:
+    """Wait until the cluster is healthy with the service on ``on`` (default: the preferred node) for
+    ``stable_s``. With ``cleanup``, old failures are cleaned up first; without it they are left to
+    expire (``failure_timeout``), as the failure policy says."""
     deadline = time.monotonic() + timeout_s
     since: float | None = None
     last = "not read yet"
@@ -86,11 +90,11 @@ def settle(hosts: dict[str, Host], params: Params, timeout_s: float = 120, stabl
             last = str(e)
             time.sleep(0.5)
             continue
-        if st.failures and not cleaned:
+        if st.failures and cleanup and not cleaned:
             hosts[via].run("crm_resource --cleanup --quiet", check=False, timeout=60)
             cleaned = True
             continue
-        ok, last = healthy(st, params)
+        ok, last = healthy(st, params, on)
         if ok:
             since = since or time.monotonic()
             if time.monotonic() - since >= stable_s:
@@ -98,7 +102,23 @@ def settle(hosts: dict[str, Host], params: Params, timeout_s: float = 120, stabl
         else:
             since = None
         time.sleep(0.25)
-    raise NotSettled(f"the cluster did not return to the preferred layout within {timeout_s:.0f} s: {last}")
+    raise NotSettled(f"the cluster did not return to its normal layout (service on {on or params.preferred_node}) "
+                     f"within {timeout_s:.0f} s: {last}")
+
+
+def move_home(hosts: dict[str, Host], params: Params, timeout_s: float = 120) -> None:
+    """Bring a service that stickiness left on a survivor back to the preferred node (between trials,
+    outside any measurement): ``crm_resource --move``, wait, then ``--clear`` the cli-prefer it leaves."""
+    via = _any_node(hosts, params)
+    st = cibstage.status(hosts[via])
+    if st.where("vip") in (None, params.preferred_node):
+        return
+    want = params.preferred_node
+    hosts[via].run(f"crm_resource --move --resource vip --node {want}", timeout=60)
+    try:
+        cibstage.wait_for(hosts[via], lambda s: s.where("vip") == want and s.where("httpd") == want, timeout_s)
+    finally:
+        hosts[via].run("crm_resource --clear --resource vip", check=False, timeout=60)
 
 
 def _any_node(hosts: dict[str, Host], params: Params) -> str:
@@ -126,14 +146,19 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
     if scn.needs_fencing and not fencing:
         raise ValueError(f"scenario {scn.name} tests fencing; this cluster runs without it (pacemaker.stonith_enabled)")
     observe_s = scn.observe_s or observe_s
+    policy = params.pacemaker.resources
+    if not policy.fails_back:
+        move_home(hosts, params, settle_s)  # stickiness left the last trial's service on the survivor
     baseline = settle(hosts, params, settle_s)
     _refresh(hosts, params)
     active = params.preferred_node
     other = next(n.name for n in params.nodes if n.name != active)
     ctx = TrialContext(lab, params, hosts, active, other)
-    expected = scn.expected_node(active, other)
+    expected = scn.expected_node(active, other, policy)
     fenced = scn.fenced_node(fencing, active, other)
     obs = Observation(scn, fencing, active, other, expected, fenced, baseline)
+    # Where the incident ends: back on the preferred node, unless stickiness keeps a moved service.
+    obs.home = active if policy.fails_back or expected == active else other
     watcher_host = connect(params, params.node(other))  # its own SSH session: the watch runs in a thread
     say(f"{scn.name} #{trial}: inject on {active}")
     try:
@@ -178,7 +203,14 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
             obs.httpd_failcount = _failcount(hosts[survivor], "httpd", active)
             obs.fences = _fence_events(hosts[survivor], wall_inject - 1, wall_restore + 1) if fencing else []
             scn.restore(ctx)
-            settle(hosts, params, settle_s)
+            say(f"{scn.name} #{trial}: watching until the service is back in its normal place ({obs.home})")
+            # A failcount that expires by itself (failure_timeout) is part of the incident: no cleanup.
+            try:
+                settle(hosts, params, settle_s + (policy.failure_timeout or 0), on=obs.home,
+                       cleanup=policy.failure_timeout is None)
+                obs.t_back = time.monotonic()
+            except NotSettled as e:
+                say(f"{scn.name} #{trial}: {e}")
             time.sleep(0.5)
         obs.probes = probe.snapshot()
         obs.arp, obs.cluster = list(arp.samples), list(cw.samples)
@@ -196,9 +228,10 @@ def run_trial(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, t
     problems = judge(obs)
     row = trial_row(obs, problems, profile, trial)
     say(f"{scn.name} #{trial}: downtime {row.downtime_s:.2f} s, detect {row.detect_s:.2f} s, "
-        f"recover {row.recover_s:.2f} s" + (f", fenced {row.fenced}" if obs.fencing else "")
+        f"recover {row.recover_s:.2f} s, failback {row.failback_s:.2f} s, incident {row.incident_s:.2f} s, "
+        f"{row.ended}" + (f", fenced {row.fenced}" if obs.fencing else "")
         + ("" if not problems else f"; PROBLEMS: {row.problems}"))
-    return Trial(row, obs.probes, obs.arp, obs.cluster, obs.t_inject, obs.t_restore, obs.t_heal)
+    return Trial(row, obs.probes, obs.arp, obs.cluster, obs.t_inject, obs.t_restore, obs.t_heal, obs.t_back)
 
 
 def _fence_events(host: Host, since: float, until: float) -> list[FenceEvent]:
@@ -256,6 +289,8 @@ def medians(df: pd.DataFrame) -> pd.DataFrame:
     out = g.agg(
         trials=("trial", "count"),
         downtime_s=("downtime_s", "median"),
+        failback_s=("failback_s", "median"),
+        incident_s=("incident_s", "median"),
         detect_s=("detect_s", "median"),
         recover_s=("recover_s", "median"),
         not_ok=("ok", lambda s: int((~s).sum())),

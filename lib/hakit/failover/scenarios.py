@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..params import FailurePolicy
     from .context import TrialContext
 
 
@@ -20,11 +21,12 @@ class Scenario:
     name: str
     summary: str  # what is done
     expected: str  # what should happen, in words
-    moves: bool  # True: the service should end up on another node during the fault
+    moves: bool  # True: the service should end up on another node during the fault (see moves_under)
     outage_expected: bool  # True: clients should see some downtime
     inject: Callable[["TrialContext"], None]
     restore: Callable[["TrialContext"], None]
     failcount_httpd: int = 0  # failures of httpd expected on the active node
+    policy_moves: bool = False  # a resource failure: it moves iff the failcount reaches migration_threshold
     split_brain_without_fencing: bool = False  # the fault leaves the lost node running its resources
     fenced: str | None = None  # with fencing on: the node that must be fenced, "active" or "other"
     needs_fencing: bool = False  # the scenario is about fencing; refused on a cluster without it
@@ -32,8 +34,34 @@ class Scenario:
     heal_after_s: float = 0.0  # ... this long after the inject; no recovery may come before it
     observe_s: float | None = None  # the longest the fault is watched (default: the runner's)
 
-    def expected_node(self, active: str, other: str) -> str:
-        return other if self.moves else active
+    def moves_under(self, policy: "FailurePolicy | None" = None) -> bool:
+        """Does the service end the fault elsewhere? For a resource failure the params decide:
+        it moves once the failcount reaches ``migration_threshold`` (never when it is unset)."""
+        if not self.policy_moves:
+            return self.moves
+        t = policy.migration_threshold if policy is not None else None
+        return t is not None and self.failcount_httpd >= t
+
+    def expected_node(self, active: str, other: str, policy: "FailurePolicy | None" = None) -> str:
+        return other if self.moves_under(policy) else active
+
+    def expected_text(self, policy: "FailurePolicy | None" = None) -> str:
+        """What should happen, in words, for this cluster's failure policy."""
+        if not self.policy_moves:
+            return self.expected
+        t = policy.migration_threshold if policy is not None else None
+        if self.moves_under(policy):
+            after = ("the failcount expires after failure_timeout "
+                     f"{policy.failure_timeout} s and the service fails back (a second, short outage)"
+                     if policy.failure_timeout and policy.fails_back else
+                     "stickiness keeps the service on the survivor" if not policy.fails_back else
+                     "the node stays banned until `crm resource cleanup` (no failure_timeout)")
+            return (f"the next httpd monitor fails; failcount 1 reaches migration_threshold {t}, so httpd is "
+                    "banned on that node and, through `colocation httpd-with-vip inf`, the VIP moves with it "
+                    f"to the other node; {after}")
+        why = "unset (INFINITY)" if t is None else f"{t}, not reached by one failure"
+        return (f"the next httpd monitor fails; pacemaker restarts Apache on the same node (failcount 1, "
+                f"migration_threshold {why}); the VIP does not move")
 
     def outage_certain(self, fencing: bool) -> bool:
         """Must clients see downtime? Not in an unfenced split brain: the lost node keeps
@@ -141,9 +169,11 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "apache-crash", "kill -9 every Apache process on the active node",
-            "the next httpd monitor fails; pacemaker restarts Apache on the same node (failcount 1); "
-            "the VIP does not move",
+            "the next httpd monitor fails (failcount 1); with migration_threshold 1 (the shipped params) "
+            "httpd and the VIP move to the other node, and fail back when the failcount expires; with no "
+            "threshold pacemaker restarts Apache in place",
             moves=False, outage_expected=True, inject=_kill_apache, restore=_nothing, failcount_httpd=1,
+            policy_moves=True,
         ),
         Scenario(
             "gateway-loss", "the active node can no longer reach the gateway (its pings are dropped there)",

@@ -42,7 +42,8 @@ def bounds(params: Params, prof: Profile) -> pd.DataFrame:
         ("node-crash", detect + delay, "corosync: token + consensus before the node is declared lost"
          + (f"; then the {delay:.0f} s fence delay and the power-off" if fenced else "")),
         ("corosync-kill", detect + delay, "same: the peer sees the node leave the membership"),
-        ("apache-crash", r.httpd_monitor, "worst case until the next httpd monitor notices (then a restart)"),
+        ("apache-crash", r.httpd_monitor, "worst case until the next httpd monitor notices (then a restart in place, or a move "
+         "with migration_threshold 1)"),
         ("gateway-loss", r.ping_monitor + r.ping_dampen,
          "ping monitor + dampen before pingd drops to 0 (the move comes after)"),
         ("planned-move", 0, "no detection: stop on one node, start on the other"),
@@ -79,7 +80,8 @@ class FailoverSuite:
         return f"profile {self.prof.name}: {self.prof.summary}; fencing: {self.params.pacemaker.stonith_enabled}"
 
     def catalogue(self) -> pd.DataFrame:
-        return pd.DataFrame([{"scenario": s.name, "fault": s.summary, "expected": s.expected} for s in self.chosen])
+        return pd.DataFrame([{"scenario": s.name, "fault": s.summary, "expected": s.expected_text(self.params.pacemaker.resources)}
+                             for s in self.chosen])
 
     def bounds(self) -> pd.DataFrame:
         return bounds(self.params, self.prof)

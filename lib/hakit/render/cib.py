@@ -102,6 +102,7 @@ class Primitive:
     agent: str  # class:provider:type
     params: tuple[tuple[str, str], ...] = ()
     ops: tuple[Op, ...] = ()
+    meta: tuple[tuple[str, str], ...] = ()  # meta attributes (failure policy): migration-threshold, ...
     section: Section = "resources"
 
     @property
@@ -112,6 +113,8 @@ class Primitive:
         lines = [f"primitive {self.id} {self.agent}"]
         if self.params:
             lines.append("params " + " ".join(f"{k}={_crm_value(v)}" for k, v in self.params))
+        if self.meta:
+            lines.append("meta " + " ".join(f"{k}={_crm_value(v)}" for k, v in self.meta))
         lines += [op.crm() for op in self.ops]
         return " \\\n    ".join(lines)
 
@@ -127,6 +130,11 @@ class Primitive:
             ia = ET.SubElement(e, "instance_attributes", {"id": ia_id})
             for k, v in self.params:
                 _nvpair(ia, ia_id, k, v)
+        if self.meta:
+            ma_id = f"{self.id}-meta_attributes"
+            ma = ET.SubElement(e, "meta_attributes", {"id": ma_id})
+            for k, v in self.meta:
+                _nvpair(ma, ma_id, k, v)
         if self.ops:
             ops = ET.SubElement(e, "operations")
             for op in self.ops:
@@ -292,14 +300,17 @@ def properties(params: Params, profile: Profile | None = None) -> Bundle:
 
 
 def resources(params: Params, profile: Profile | None = None) -> Bundle:
-    """Stage 5: the VIP, Apache, and the cloned gateway ping."""
+    """Stage 5: the VIP, Apache, and the cloned gateway ping; the failure policy
+    (``pacemaker.resources``) as meta attributes of vip and httpd, the two that move together."""
     t = _profile(params, profile).resources
+    meta = params.pacemaker.resources.meta()
     pub = params.networks.public
     vip = Primitive(
         "vip",
         "ocf:heartbeat:IPaddr2",
         (("ip", str(params.vip.address)), ("cidr_netmask", str(pub.subnet.prefixlen)), ("nic", pub.bond)),
         (Op("monitor", f"{t.vip_monitor}s"),),
+        meta,
     )
     httpd = Primitive(
         "httpd",
@@ -310,6 +321,7 @@ def resources(params: Params, profile: Profile | None = None) -> Bundle:
             Op("stop", "0s", HTTPD_STOP_TIMEOUT),
             Op("monitor", f"{t.httpd_monitor}s", HTTPD_MONITOR_TIMEOUT),
         ),
+        meta,
     )
     ping = Primitive(
         "ping-gateway",

@@ -39,6 +39,27 @@ INDEX = "/var/www/html/index.html"
 APACHE_PID = "/run/apache2/apache2.pid"
 
 
+def policy_frame(params: Params) -> pd.DataFrame:
+    """The failure policy (``pacemaker.resources``) as a table: each setting, its meta attribute, what it does."""
+    p = params.pacemaker.resources
+    after = ("stays on the survivor (stickiness)" if not p.fails_back else
+             f"fails back to {params.preferred_node} when the failcount expires" if p.failure_timeout else
+             f"fails back to {params.preferred_node} only after `crm resource cleanup httpd`")
+    rows = [
+        ("migration_threshold", "migration-threshold",
+         "unset: INFINITY" if p.migration_threshold is None else str(p.migration_threshold),
+         "an Apache crash restarts it in place, for ever" if p.migration_threshold is None else
+         f"after {p.migration_threshold} failure(s) on a node httpd is banned there; the VIP follows it"),
+        ("failure_timeout", "failure-timeout", "unset: never" if p.failure_timeout is None else f"{p.failure_timeout}s",
+         "the failcount stays until `crm resource cleanup`" if p.failure_timeout is None else
+         f"a node's failcount expires {p.failure_timeout} s after its last failure"),
+        ("resource_stickiness", "resource-stickiness",
+         "unset: 0" if p.resource_stickiness is None else str(p.resource_stickiness),
+         f"after a move the service {after}"),
+    ]
+    return pd.DataFrame(rows, columns=["pacemaker.resources", "meta attribute (vip, httpd)", "value", "effect"])
+
+
 def bundle(params: Params, profile_name: str | None = None) -> Bundle:
     return resources(params, get_profile(profile_name) if profile_name else None)
 
