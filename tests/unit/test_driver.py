@@ -152,3 +152,28 @@ def test_a_dry_run_of_a_plan_with_changes_marks_failed_checks_expected() -> None
     real.make_plan()
     real.apply()
     assert not real.verify().before_apply  # after a real apply a failure is a failure
+
+
+def test_parallel_copies_read_the_shared_source_once() -> None:
+    """Copies to several nodes run side by side but read the source node once: two threads opening SFTP on
+    one SSH connection at once hung a three-node copy on the lab."""
+    import hashlib
+
+    from hakit.ops import CopySecretFile
+
+    key = b"k" * 256
+    src = FakeRunner("a").answer(r"^sha256sum", f"{hashlib.sha256(key).hexdigest()}  /k\n")
+    src.files["/k"] = key
+    reads = []
+    real_read = src.read_bytes
+
+    def counted(path: str) -> bytes:
+        reads.append(threading.current_thread().name)
+        return real_read(path)
+
+    src.read_bytes = counted  # type: ignore[method-assign]
+    dsts = {n: FakeRunner(n).answer(r"^sha256sum", f"{hashlib.sha256(key).hexdigest()}  /k\n") for n in "bcd"}
+    hosts = {"a": src, **dsts}
+    ops = [CopySecretFile(node=n, src_node="a", path="/k", expect_sha256=hashlib.sha256(key).hexdigest()) for n in "bcd"]
+    driver.apply(Plan("t", ops=ops), hosts, dry_run=False, parallel=True)
+    assert len(reads) == 1 and all(d.files["/k"] == key for d in dsts.values())
