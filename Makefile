@@ -35,6 +35,7 @@ FAILOVER_FLAG = $(if $(wildcard notebooks/07_failover_tests.ipynb),--failover,)
 demo: setup
 	$(PY) -m hakit lab up --params $(PARAMS)
 	$(PY) -m hakit run --params $(PARAMS) --stages all $(FAILOVER_FLAG)
+	$(PY) -m hakit check --params $(PARAMS)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
