@@ -1,4 +1,4 @@
-"""The lab's node image: Debian bookworm built once with debootstrap, cached by package list.
+"""The lab's node image: one Debian release (bookworm or trixie) built once with debootstrap, cached by release and package list.
 
 Two phases, because debootstrap's own resolver cannot pick providers of virtual
 packages (python3-cffi-backend-api-*, for one): a minimal debootstrap with
@@ -24,6 +24,7 @@ from ..localcmd import LocalCommandError
 from .node import own_cgroup, remove_cgroup_tree
 
 SUITE = "bookworm"
+RELEASES = ("bookworm", "trixie")
 BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus")
 # What every lab node carries. Changing this list (or RECIPE) rebuilds the image.
 PACKAGES = (
@@ -102,7 +103,7 @@ def _deb822_uris(text: str) -> list[str]:
         if "main" not in fields.get("components", "").split():
             continue
         suites = fields.get("suites", "").split()
-        if any(s.endswith("-security") for s in suites) and not any(s == SUITE for s in suites):
+        if any(s.endswith("-security") for s in suites) and not any(s in RELEASES for s in suites):
             continue
         uris += fields.get("uris", "").split()
     return uris

@@ -113,8 +113,8 @@ class VmImage:
 class VmImageCache(ImageCache):
     """Builds and finds the VM image in the same cache directory as the container image."""
 
-    def __init__(self, root: Path, mirror: str | None = None):
-        super().__init__(root, VmImageSpec(), mirror)
+    def __init__(self, root: Path, mirror: str | None = None, suite: str = VmImageSpec.suite):
+        super().__init__(root, VmImageSpec(suite=suite), mirror)
 
     @property
     def artefacts(self) -> VmImage:
