@@ -72,7 +72,7 @@ class Lab:
         self.state_file = self.dir / "state.json"
         self.key_file = self.cfg.key_file
         self.known_hosts = self.cfg.known_hosts
-        self.image = ImageCache(self.cfg.image_cache, ImageSpec(suite=self.cfg.release), mirror=self.cfg.mirror)
+        self.image = ImageCache(self.cfg.image_cache, ImageSpec.for_release(self.cfg.release), mirror=self.cfg.mirror)
         self.vm_image = VmImageCache(self.cfg.image_cache, mirror=self.cfg.mirror, suite=self.cfg.release)
         has_bond, self.bonding_reason = net.bonding_available()
         self.bonding = has_bond

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..localcmd import run
-from .image import PACKAGES, ImageCache, ImageSpec, Progress, _nspawn_run, _stream, disk_usage
+from .image import PACKAGES, ImageCache, ImageSpec, Progress, _nspawn_run, _stream, disk_usage, packages_for
 
 # On top of the container image's packages: a kernel that has the bonding driver.
 VM_EXTRA_PACKAGES = ("linux-image-amd64", "initramfs-tools", "ifenslave")
@@ -114,7 +114,7 @@ class VmImageCache(ImageCache):
     """Builds and finds the VM image in the same cache directory as the container image."""
 
     def __init__(self, root: Path, mirror: str | None = None, suite: str = VmImageSpec.suite):
-        super().__init__(root, VmImageSpec(suite=suite), mirror)
+        super().__init__(root, VmImageSpec(suite=suite, packages=packages_for(suite) + VM_EXTRA_PACKAGES), mirror)
 
     @property
     def artefacts(self) -> VmImage:
