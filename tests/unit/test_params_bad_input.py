@@ -223,3 +223,18 @@ def test_a_refused_file_means_no_login(tmp_path: Path, monkeypatch):
     with pytest.raises(ParamsError):
         run(str(f), stages="2")
     assert calls == []
+
+
+@pytest.mark.parametrize("release", ["bullseye", "Trixie", "13", "sid"])
+def test_unknown_lab_release_names_field_value_and_the_releases(release):
+    d = data()
+    d["lab"]["release"] = release
+    assert f"lab.release: Input should be 'trixie' or 'bookworm' (got '{release}')" in bad(d)
+
+
+def test_lab_release_defaults_to_bookworm_and_lab_trixie_yaml_picks_trixie():
+    d = data()
+    del d["lab"]["release"]
+    assert parse_params(d, "test.yaml").lab.release == "bookworm"
+    assert load_params(ROOT / "params" / "lab.yaml").lab.release == "bookworm"
+    assert load_params(ROOT / "params" / "lab-trixie.yaml").lab.release == "trixie"
