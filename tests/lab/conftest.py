@@ -71,6 +71,8 @@ LAB3_ID, LAB3_NET = ("ht3", "10.80.") if SLOT == 0 else (f"h{SLOT}t", f"10.{101 
 # The VM lab (params/lab-bonding.yaml, one qemu VM node and one container): marker `vm`.
 LABVM_ID, LABVM_NET = ("htb", "10.83.") if SLOT == 0 else (f"h{SLOT}b", f"10.{120 + SLOT}.")
 VM_TOOLS = ("qemu-system-x86_64", "qemu-img", "mke2fs")
+# The Debian 13 lab (params/lab-trixie.yaml, tests/lab/test_trixie.py).
+LABX_ID, LABX_NET = ("htx", "10.85.") if SLOT == 0 else (f"h{SLOT}x", f"10.{130 + SLOT}.")
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +83,21 @@ def lab2_params(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def lab3_params(tmp_path_factory) -> Path:
     return derived_params(tmp_path_factory.mktemp("params3"), "lab-3node.yaml", LAB3_ID, "10.78.", LAB3_NET, "hakit-test3")
+
+
+@pytest.fixture(scope="session")
+def labx_params(tmp_path_factory) -> Path:
+    return derived_params(
+        tmp_path_factory.mktemp("paramsx"), "lab-trixie.yaml", LABX_ID, "10.84.", LABX_NET, "hakit-testx"
+    )
+
+
+@pytest.fixture(scope="session")
+def _labx_session(labx_params):
+    """The trixie test lab, started once; `lab down` at the end of the session."""
+    lab = _start(labx_params)
+    yield lab
+    lab.down()
 
 
 @pytest.fixture(scope="session")
