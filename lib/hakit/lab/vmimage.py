@@ -2,7 +2,7 @@
 
 Built by the same code as the container image (debootstrap, then `apt-get
 install` inside the root), with its own package list and recipe number, so it
-has its own cache key (`bookworm-vm-<hash>`) and never changes the container
+has its own cache key (`<release>-vm-<hash>`: bookworm or trixie) and never changes the container
 image. After the shared customisation it adds what a booting VM needs (fstab,
 a small initramfs, the unit that takes the node's identity from QEMU fw_cfg),
 copies the kernel and initrd out, and packs the root into a sparse ext4 file
