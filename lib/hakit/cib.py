@@ -18,7 +18,8 @@ The flow every CIB stage (04-06) uses:
 ``crm_diff`` exits 0 when the files match and 1 when they differ; any other
 code is an error. ``cibadmin --patch`` exits 103 (pcmk_err_old_data, "Update
 was older than existing configuration") when the patch's source version is
-not the live one.
+not the live one. The same on pacemaker 3.0.0 (there a crm_diff of a missing file exits
+65 and crm_verify of an invalid CIB 78: both are errors here).
 """
 
 from __future__ import annotations

@@ -29,15 +29,28 @@ def _lab_unavailable() -> str | None:
     return None
 
 
-def derived_params(tmp: Path, source: str, lab_id: str, net_from: str, net_to: str, cluster: str) -> Path:
-    """The shipped params file with another lab id, cluster name and subnets."""
+# HAKIT_TEST_RELEASE=trixie|bookworm runs the test labs derived from lab.yaml, lab-3node.yaml and
+# lab-bonding.yaml on that Debian release instead of their own (lab-trixie.yaml's lab stays trixie).
+RELEASE = os.environ.get("HAKIT_TEST_RELEASE") or None
+if RELEASE not in (None, "trixie", "bookworm"):
+    raise ValueError(f"HAKIT_TEST_RELEASE={RELEASE} is not a lab release; use trixie or bookworm (or leave it unset)")
+
+
+def derived_params(tmp: Path, source: str, lab_id: str, net_from: str, net_to: str, cluster: str,
+                   release: str | None = None) -> Path:
+    """The shipped params file with another lab id, cluster name and subnets (and release, if given)."""
     text = (ROOT / "params" / source).read_text()
     text = text.replace(net_from, net_to)
     lines = []
     for line in text.splitlines():
         s = line.strip()
+        if release and s.startswith("release:"):
+            continue  # given below, after the id
         if s.startswith("id:"):
             line = line.replace(s.split("#")[0].strip(), f"id: {lab_id}")
+            if release:
+                lines += [line, line[: len(line) - len(line.lstrip())] + f"release: {release}"]
+                continue
         if s.startswith("name: hakit-"):
             line = line.replace(s.split("#")[0].strip(), f"name: {cluster}")
         lines.append(line)
@@ -71,16 +84,33 @@ LAB3_ID, LAB3_NET = ("ht3", "10.80.") if SLOT == 0 else (f"h{SLOT}t", f"10.{101 
 # The VM lab (params/lab-bonding.yaml, one qemu VM node and one container): marker `vm`.
 LABVM_ID, LABVM_NET = ("htb", "10.83.") if SLOT == 0 else (f"h{SLOT}b", f"10.{120 + SLOT}.")
 VM_TOOLS = ("qemu-system-x86_64", "qemu-img", "mke2fs")
+# The Debian 13 lab (params/lab-trixie.yaml, tests/lab/test_trixie.py).
+LABX_ID, LABX_NET = ("htx", "10.85.") if SLOT == 0 else (f"h{SLOT}x", f"10.{130 + SLOT}.")
 
 
 @pytest.fixture(scope="session")
 def lab2_params(tmp_path_factory) -> Path:
-    return derived_params(tmp_path_factory.mktemp("params"), "lab.yaml", LAB2_ID, "10.77.", LAB2_NET, "hakit-test")
+    return derived_params(tmp_path_factory.mktemp("params"), "lab.yaml", LAB2_ID, "10.77.", LAB2_NET, "hakit-test", RELEASE)
 
 
 @pytest.fixture(scope="session")
 def lab3_params(tmp_path_factory) -> Path:
-    return derived_params(tmp_path_factory.mktemp("params3"), "lab-3node.yaml", LAB3_ID, "10.78.", LAB3_NET, "hakit-test3")
+    return derived_params(tmp_path_factory.mktemp("params3"), "lab-3node.yaml", LAB3_ID, "10.78.", LAB3_NET, "hakit-test3", RELEASE)
+
+
+@pytest.fixture(scope="session")
+def labx_params(tmp_path_factory) -> Path:
+    return derived_params(
+        tmp_path_factory.mktemp("paramsx"), "lab-trixie.yaml", LABX_ID, "10.84.", LABX_NET, "hakit-testx"
+    )
+
+
+@pytest.fixture(scope="session")
+def _labx_session(labx_params):
+    """The trixie test lab, started once; `lab down` at the end of the session."""
+    lab = _start(labx_params)
+    yield lab
+    lab.down()
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +136,7 @@ def start_lab():
 @pytest.fixture(scope="session")
 def labvm_params(tmp_path_factory) -> Path:
     return derived_params(
-        tmp_path_factory.mktemp("paramsvm"), "lab-bonding.yaml", LABVM_ID, "10.81.", LABVM_NET, "hakit-testvm"
+        tmp_path_factory.mktemp("paramsvm"), "lab-bonding.yaml", LABVM_ID, "10.81.", LABVM_NET, "hakit-testvm", RELEASE
     )
 
 

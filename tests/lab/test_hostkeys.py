@@ -76,8 +76,11 @@ def ssh_with_key(lab: Lab, name: str, known_hosts: Path, command: list[str]) -> 
 
 
 def accepted_logins(lab: Lab, kh: Path, since: int) -> int:
-    """Public-key logins sshd accepted on NODE since `since` (epoch s), this query's own included."""
-    cmd = ["sh", "-c", f"journalctl --since @{since} -o cat _COMM=sshd | grep -c 'Accepted publickey' || true"]
+    """Public-key logins sshd accepted on NODE since `since` (epoch s), this query's own included.
+
+    OpenSSH 9.2 (Debian 12) logs them as `sshd`, OpenSSH 10.0 (Debian 13) as `sshd-session`."""
+    cmd = ["sh", "-c", f"journalctl --since @{since} -o cat _COMM=sshd _COMM=sshd-session "
+                       "| grep -c 'Accepted publickey' || true"]
     r = ssh_with_key(lab, NODE, kh, cmd)
     assert r.returncode == 0, r.stderr
     return int(r.stdout.strip())

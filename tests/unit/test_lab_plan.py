@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from hakit.lab.image import ImageSpec, host_mirror
+import pytest
+
+from hakit.lab.image import PACKAGES, ImageSpec, host_mirror, packages_for
 from hakit.lab.net import plan_network
 from hakit.params import load_params
 
@@ -76,3 +78,17 @@ def test_image_key_changes_with_package_list_only():
     assert ImageSpec(packages=tuple(reversed(a.packages))).key == a.key
     assert ImageSpec(packages=a.packages + ("tcpdump",)).key != a.key
     assert ImageSpec(recipe=a.recipe + 1).key != a.key
+
+
+def test_one_image_per_release_and_the_bookworm_key_unchanged():
+    bw, tx = ImageSpec.for_release("bookworm"), ImageSpec.for_release("trixie")
+    assert bw == ImageSpec() and bw.key == ImageSpec().key  # existing bookworm caches stay valid
+    assert bw.key.startswith("bookworm-") and tx.key.startswith("trixie-") and tx.key != bw.key
+    # Debian 13's fence-agents is a metapackage of every agent: trixie takes fence_ipmilan's package only.
+    assert "fence-agents" in PACKAGES and "fence-agents" not in tx.packages
+    assert "fence-agents-ipmilan" in tx.packages and len(tx.packages) == len(PACKAGES)
+
+
+def test_image_for_an_unknown_release_is_refused_by_name():
+    with pytest.raises(ValueError, match="no lab image for Debian release 'buster'; use one of bookworm, trixie"):
+        packages_for("buster")

@@ -245,3 +245,18 @@ def test_restart_in_place_is_a_null_threshold():
     d["pacemaker"]["resources"]["migration_threshold"] = None
     p = parse_params(d, "test.yaml").pacemaker.resources
     assert not p.moves_on_failure and p.meta() == (("failure-timeout", "60s"),)
+
+
+@pytest.mark.parametrize("release", ["bullseye", "Trixie", "13", "sid"])
+def test_unknown_lab_release_names_field_value_and_the_releases(release):
+    d = data()
+    d["lab"]["release"] = release
+    assert f"lab.release: Input should be 'trixie' or 'bookworm' (got '{release}')" in bad(d)
+
+
+def test_lab_release_defaults_to_bookworm_and_lab_trixie_yaml_picks_trixie():
+    d = data()
+    del d["lab"]["release"]
+    assert parse_params(d, "test.yaml").lab.release == "bookworm"
+    assert load_params(ROOT / "params" / "lab.yaml").lab.release == "bookworm"
+    assert load_params(ROOT / "params" / "lab-trixie.yaml").lab.release == "trixie"

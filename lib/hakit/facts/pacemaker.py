@@ -1,4 +1,9 @@
-"""`crm_mon --output-as=xml` parsed into typed data (pacemaker 2.1's XML API).
+"""`crm_mon --output-as=xml` parsed into typed data (pacemaker 2.1's XML API 2.25 and 3.0's 2.38).
+
+The parser reads only what both releases write the same way (checked on captures
+from both, tests/unit/test_facts_releases.py); 3.0 moved `<pacemakerd>` into
+`<stack pacemakerd-state=...>` and capitalises status texts ("Not running"), which
+nothing here compares.
 
 Pure: text in, dataclasses out. Used by the verify steps of stages 3-6 and by
 the failover tests, which need to know who runs what, and how the cluster got there.
@@ -213,7 +218,7 @@ class FenceEvent:
     status: str  # success, failed, pending
     delegate: str | None  # the node whose device did it
     origin: str | None  # the node that asked for it
-    completed: float | None  # UNIX time (the history keeps whole seconds), None while pending
+    completed: float | None  # UNIX time (2.1 keeps whole seconds, 3.0 microseconds), None while pending
 
     @property
     def ok(self) -> bool:

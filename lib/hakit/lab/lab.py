@@ -28,7 +28,7 @@ from ..params import Params
 from . import net, node, vm
 from . import bmc as labbmc
 from . import inventory
-from .image import ImageCache, Progress, stderr_progress
+from .image import ImageCache, ImageSpec, Progress, stderr_progress
 from .vmimage import VmImageCache
 from ..errors import HakitError
 
@@ -72,8 +72,8 @@ class Lab:
         self.state_file = self.dir / "state.json"
         self.key_file = self.cfg.key_file
         self.known_hosts = self.cfg.known_hosts
-        self.image = ImageCache(self.cfg.image_cache, mirror=self.cfg.mirror)
-        self.vm_image = VmImageCache(self.cfg.image_cache, mirror=self.cfg.mirror)
+        self.image = ImageCache(self.cfg.image_cache, ImageSpec.for_release(self.cfg.release), mirror=self.cfg.mirror)
+        self.vm_image = VmImageCache(self.cfg.image_cache, mirror=self.cfg.mirror, suite=self.cfg.release)
         has_bond, self.bonding_reason = net.bonding_available()
         self.bonding = has_bond
         mode = self.cfg.links

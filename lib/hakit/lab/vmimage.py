@@ -2,7 +2,7 @@
 
 Built by the same code as the container image (debootstrap, then `apt-get
 install` inside the root), with its own package list and recipe number, so it
-has its own cache key (`bookworm-vm-<hash>`) and never changes the container
+has its own cache key (`<release>-vm-<hash>`: bookworm or trixie) and never changes the container
 image. After the shared customisation it adds what a booting VM needs (fstab,
 a small initramfs, the unit that takes the node's identity from QEMU fw_cfg),
 copies the kernel and initrd out, and packs the root into a sparse ext4 file
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..localcmd import run
-from .image import PACKAGES, ImageCache, ImageSpec, Progress, _nspawn_run, _stream, disk_usage
+from .image import PACKAGES, ImageCache, ImageSpec, Progress, _nspawn_run, _stream, disk_usage, packages_for
 
 # On top of the container image's packages: a kernel that has the bonding driver.
 VM_EXTRA_PACKAGES = ("linux-image-amd64", "initramfs-tools", "ifenslave")
@@ -113,8 +113,8 @@ class VmImage:
 class VmImageCache(ImageCache):
     """Builds and finds the VM image in the same cache directory as the container image."""
 
-    def __init__(self, root: Path, mirror: str | None = None):
-        super().__init__(root, VmImageSpec(), mirror)
+    def __init__(self, root: Path, mirror: str | None = None, suite: str = VmImageSpec.suite):
+        super().__init__(root, VmImageSpec(suite=suite, packages=packages_for(suite) + VM_EXTRA_PACKAGES), mirror)
 
     @property
     def artefacts(self) -> VmImage:

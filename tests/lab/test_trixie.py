@@ -1,0 +1,143 @@
+"""Debian 13 (trixie) lab nodes: stages 01-06 headless on pacemaker 3.0 / corosync 3.1.9 / crmsh 5.0.
+
+One fresh trixie lab per module (params/lab-trixie.yaml with this run's lab id and subnets),
+deployed once with `hakit run`; the tests read the record and the live cluster: every stage
+verified, the VIP serves the preferred node, both fence devices run (each away from the node
+it powers off), pacemaker 3.0 itself fences a node that loses power, and a second run of the
+CIB stages changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hakit import notebook
+from hakit.facts.pacemaker import ClusterStatus, parse_crm_mon, parse_fence_history
+from hakit.failover.runner import settle
+from hakit.lab import Lab
+from hakit.run import run as hakit_run
+
+pytestmark = pytest.mark.lab
+
+@dataclass
+class Trixie:
+    lab: Lab
+    params_file: Path
+    folder: Path  # the run folder of the deployment
+    runs: Path
+    deploy_s: float
+
+
+def _status(lab: Lab, node: str = "vm-node1") -> ClusterStatus:
+    return parse_crm_mon(lab.ssh(node, ["crm_mon", "-1", "--output-as=xml"], check=True).stdout)
+
+
+def _get(url: str) -> tuple[int, str]:
+    """HTTP GET from this machine (the client's view), no proxy."""
+    r = subprocess.run(["curl", "-s", "--noproxy", "*", "-m", "5", "-w", "\n%{http_code}", url],
+                       capture_output=True, text=True)
+    body, _, code = r.stdout.rpartition("\n")
+    return int(code or 0), body
+
+
+@pytest.fixture(scope="module")
+def trixie(_labx_session: Lab, labx_params: Path, tmp_path_factory) -> Trixie:
+    """A fresh trixie lab (its own lab id and subnets per HAKIT_TEST_SLOT, see conftest), deployed once."""
+    lab = _labx_session
+    lab.down()  # a fresh cluster: nothing left from an earlier session
+    lab.up()
+    runs = tmp_path_factory.mktemp("runs-trixie")
+    t0 = time.monotonic()
+    folder = hakit_run(str(labx_params), stages="1-6", out_root=runs, html=False)
+    yield Trixie(lab, labx_params, folder, runs, time.monotonic() - t0)
+    lab.down()  # the lab is needed by no other module
+
+
+def test_the_nodes_run_debian_13_with_pacemaker_3(trixie):
+    for n in trixie.lab.params.nodes:
+        os_release = trixie.lab.ssh(n.name, ["cat", "/etc/os-release"], check=True).stdout
+        assert "VERSION_CODENAME=trixie" in os_release, n.name
+        versions = trixie.lab.ssh(
+            n.name, ["dpkg-query", "-W", "-f=${Package} ${Version}\\n", "pacemaker", "corosync", "crmsh"], check=True
+        ).stdout.split("\n")
+        got = dict(line.split(" ", 1) for line in versions if line)
+        assert got["pacemaker"].startswith("3.0.") and got["corosync"].startswith("3.1.") and got["crmsh"].startswith("5.0")
+    assert _status(trixie.lab).nodes["vm-node1"].online
+
+
+def test_every_stage_applied_and_verified(trixie):
+    s = json.loads((trixie.folder / "summary.json").read_text())
+    assert s["ok"] is True and s["error"] is None, s["error"]
+    names = [st["notebook_name"] for st in s["stages"]]
+    assert names == ["01_bonding", "02_authkey", "03_corosync_rings", "04_pacemaker_properties", "05_resources",
+                     "06_constraints"]
+    for st in s["stages"]:
+        assert st["verification"]["ok"], f"{st['notebook_name']}: {st['verification']}"
+    assert {st["notebook_name"]: st["status"] for st in s["stages"][1:]} == {n: "changed" for n in names[1:]}
+    timings = ", ".join(f"{st['notebook_name'][:2]} {st['duration_s']:.1f} s" for st in s["stages"])
+    print(f"\nFIGURES trixie deploy (stages 01-06): {trixie.deploy_s:.1f} s; {timings}")
+
+
+def test_crm_verify_is_clean_on_pacemaker_3(trixie):
+    r = trixie.lab.ssh("vm-node1", ["crm_verify", "-L", "--verbose"])
+    assert r.returncode == 0 and r.stdout.strip() == "" and r.stderr.strip() == "", (r.stdout, r.stderr)
+
+
+def test_the_vip_serves_the_preferred_node_and_hides_server_status(trixie):
+    vip = trixie.lab.params.vip.address
+    code, body = _get(f"http://{vip}/")
+    assert code == 200 and '<b id="served-by">vm-node1</b>' in body, (code, body[:200])
+    assert _get(f"http://{vip}/server-status")[0] == 403
+    st = _status(trixie.lab, "vm-node2")  # the peer sees the same placement
+    assert st.where("vip") == st.where("httpd") == "vm-node1"
+    assert st.running_on("ping-gateway") == ["vm-node1", "vm-node2"]
+
+
+def test_fence_devices_run_away_from_the_node_they_power_off(trixie):
+    st = _status(trixie.lab)
+    assert st.stonith_enabled is True
+    for n in ("vm-node1", "vm-node2"):
+        (inst,) = st.instances(f"fence-{n}")
+        assert inst.agent == "stonith:fence_ipmilan" and inst.active and not inst.failed
+        assert inst.nodes == (("vm-node2",) if n == "vm-node1" else ("vm-node1",))
+
+
+def test_pacemaker_3_fences_a_node_that_loses_power(trixie):
+    lab = trixie.lab
+    before = len(parse_fence_history(lab.ssh("vm-node1", ["stonith_admin", "--history", "*", "--verbose",
+                                                          "--output-as=xml"], check=True).stdout))
+    lab.power_cut("vm-node2")
+    try:
+        deadline, events = time.monotonic() + 60, []
+        while time.monotonic() < deadline:
+            out = lab.ssh("vm-node1", ["stonith_admin", "--history", "*", "--verbose", "--output-as=xml"]).stdout
+            events = [e for e in parse_fence_history(out) if e.target == "vm-node2" and e.completed is not None]
+            if len(events) > before:
+                break
+            time.sleep(0.5)
+        last = events[-1] if events else None
+        assert last is not None and (last.action, last.status, last.delegate) == ("off", "success", "vm-node1"), events
+        assert _status(lab).where("vip") == "vm-node1"
+    finally:
+        lab.power_on("vm-node2")
+    hosts = notebook.connect_nodes(lab.params)
+    try:
+        st = settle(hosts, lab.params, timeout_s=90)
+    finally:
+        for h in hosts.values():
+            h.close()
+    assert st.online == ["vm-node1", "vm-node2"] and st.where("fence-vm-node2") == "vm-node1"
+
+
+def test_a_second_run_of_the_cib_stages_changes_nothing(trixie):
+    second = hakit_run(str(trixie.params_file), stages="4-6", out_root=trixie.runs, html=False)
+    s = json.loads((second / "summary.json").read_text())
+    assert s["ok"], s["error"]
+    assert {st["notebook_name"]: st["status"] for st in s["stages"]} == {
+        "04_pacemaker_properties": "unchanged", "05_resources": "unchanged", "06_constraints": "unchanged"}
