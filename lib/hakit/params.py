@@ -337,7 +337,7 @@ class Lab(Strict):
 
     id: str = Field(default="hk", description="short prefix (1-4 chars) for bridges, veths, netns")
     release: Literal["trixie", "bookworm"] = Field(
-        default="bookworm",
+        default="trixie",
         description="Debian release of the lab nodes: trixie (13: pacemaker 3.0, crmsh 5.0) or bookworm (12: pacemaker 2.1, crmsh 4.4); one cached image each",
     )
     host_private_ip: ipaddress.IPv4Address

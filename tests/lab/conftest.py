@@ -30,7 +30,7 @@ def _lab_unavailable() -> str | None:
 
 
 # HAKIT_TEST_RELEASE=trixie|bookworm runs the test labs derived from lab.yaml, lab-3node.yaml and
-# lab-bonding.yaml on that Debian release instead of their own (lab-trixie.yaml's lab stays trixie).
+# lab-bonding.yaml on that Debian release instead of their own (lab-bookworm.yaml's lab stays bookworm).
 RELEASE = os.environ.get("HAKIT_TEST_RELEASE") or None
 if RELEASE not in (None, "trixie", "bookworm"):
     raise ValueError(f"HAKIT_TEST_RELEASE={RELEASE} is not a lab release; use trixie or bookworm (or leave it unset)")
@@ -84,7 +84,7 @@ LAB3_ID, LAB3_NET = ("ht3", "10.80.") if SLOT == 0 else (f"h{SLOT}t", f"10.{101 
 # The VM lab (params/lab-bonding.yaml, one qemu VM node and one container): marker `vm`.
 LABVM_ID, LABVM_NET = ("htb", "10.83.") if SLOT == 0 else (f"h{SLOT}b", f"10.{120 + SLOT}.")
 VM_TOOLS = ("qemu-system-x86_64", "qemu-img", "mke2fs")
-# The Debian 13 lab (params/lab-trixie.yaml, tests/lab/test_trixie.py).
+# The Debian 12 lab (params/lab-bookworm.yaml, tests/lab/test_bookworm.py): the other labs run Debian 13.
 LABX_ID, LABX_NET = ("htx", "10.85.") if SLOT == 0 else (f"h{SLOT}x", f"10.{130 + SLOT}.")
 
 
@@ -101,13 +101,13 @@ def lab3_params(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def labx_params(tmp_path_factory) -> Path:
     return derived_params(
-        tmp_path_factory.mktemp("paramsx"), "lab-trixie.yaml", LABX_ID, "10.84.", LABX_NET, "hakit-testx"
+        tmp_path_factory.mktemp("paramsx"), "lab-bookworm.yaml", LABX_ID, "10.86.", LABX_NET, "hakit-testx"
     )
 
 
 @pytest.fixture(scope="session")
 def _labx_session(labx_params):
-    """The trixie test lab, started once; `lab down` at the end of the session."""
+    """The bookworm test lab, started once; `lab down` at the end of the session."""
     lab = _start(labx_params)
     yield lab
     lab.down()

@@ -254,9 +254,10 @@ def test_unknown_lab_release_names_field_value_and_the_releases(release):
     assert f"lab.release: Input should be 'trixie' or 'bookworm' (got '{release}')" in bad(d)
 
 
-def test_lab_release_defaults_to_bookworm_and_lab_trixie_yaml_picks_trixie():
+def test_lab_release_defaults_to_trixie_and_lab_bookworm_yaml_picks_bookworm():
     d = data()
     del d["lab"]["release"]
-    assert parse_params(d, "test.yaml").lab.release == "bookworm"
-    assert load_params(ROOT / "params" / "lab.yaml").lab.release == "bookworm"
-    assert load_params(ROOT / "params" / "lab-trixie.yaml").lab.release == "trixie"
+    assert parse_params(d, "test.yaml").lab.release == "trixie"
+    for name in ("lab.yaml", "lab-3node.yaml", "lab-bonding.yaml", "lab-trixie.yaml"):
+        assert load_params(ROOT / "params" / name).lab.release == "trixie", name
+    assert load_params(ROOT / "params" / "lab-bookworm.yaml").lab.release == "bookworm"

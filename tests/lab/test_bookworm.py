@@ -1,9 +1,12 @@
-"""Debian 13 (trixie) lab nodes: stages 01-06 headless on pacemaker 3.0 / corosync 3.1.9 / crmsh 5.0.
+"""Debian 12 (bookworm, oldstable) lab nodes: stages 01-06 headless on pacemaker 2.1 / corosync 3.1.7 / crmsh 4.4.
 
-One fresh trixie lab per module (params/lab-trixie.yaml with this run's lab id and subnets),
+The other labs run Debian 13 (the current stable); this module keeps the release many existing clusters
+still run green.
+
+One fresh bookworm lab per module (params/lab-bookworm.yaml with this run's lab id and subnets),
 deployed once with `hakit run`; the tests read the record and the live cluster: every stage
 verified, the VIP serves the preferred node, both fence devices run (each away from the node
-it powers off), pacemaker 3.0 itself fences a node that loses power, and a second run of the
+it powers off), pacemaker 2.1 itself fences a node that loses power, and a second run of the
 CIB stages changes nothing.
 """
 
@@ -26,7 +29,7 @@ from hakit.run import run as hakit_run
 pytestmark = pytest.mark.lab
 
 @dataclass
-class Trixie:
+class Deployed:
     lab: Lab
     params_file: Path
     folder: Path  # the run folder of the deployment
@@ -47,32 +50,32 @@ def _get(url: str) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def trixie(_labx_session: Lab, labx_params: Path, tmp_path_factory) -> Trixie:
-    """A fresh trixie lab (its own lab id and subnets per HAKIT_TEST_SLOT, see conftest), deployed once."""
+def deployed(_labx_session: Lab, labx_params: Path, tmp_path_factory) -> Deployed:
+    """A fresh bookworm lab (its own lab id and subnets per HAKIT_TEST_SLOT, see conftest), deployed once."""
     lab = _labx_session
     lab.down()  # a fresh cluster: nothing left from an earlier session
     lab.up()
-    runs = tmp_path_factory.mktemp("runs-trixie")
+    runs = tmp_path_factory.mktemp("runs-bookworm")
     t0 = time.monotonic()
     folder = hakit_run(str(labx_params), stages="1-6", out_root=runs, html=False)
-    yield Trixie(lab, labx_params, folder, runs, time.monotonic() - t0)
+    yield Deployed(lab, labx_params, folder, runs, time.monotonic() - t0)
     lab.down()  # the lab is needed by no other module
 
 
-def test_the_nodes_run_debian_13_with_pacemaker_3(trixie):
-    for n in trixie.lab.params.nodes:
-        os_release = trixie.lab.ssh(n.name, ["cat", "/etc/os-release"], check=True).stdout
-        assert "VERSION_CODENAME=trixie" in os_release, n.name
-        versions = trixie.lab.ssh(
+def test_the_nodes_run_debian_12_with_pacemaker_2_1(deployed):
+    for n in deployed.lab.params.nodes:
+        os_release = deployed.lab.ssh(n.name, ["cat", "/etc/os-release"], check=True).stdout
+        assert "VERSION_CODENAME=bookworm" in os_release, n.name
+        versions = deployed.lab.ssh(
             n.name, ["dpkg-query", "-W", "-f=${Package} ${Version}\\n", "pacemaker", "corosync", "crmsh"], check=True
         ).stdout.split("\n")
         got = dict(line.split(" ", 1) for line in versions if line)
-        assert got["pacemaker"].startswith("3.0.") and got["corosync"].startswith("3.1.") and got["crmsh"].startswith("5.0")
-    assert _status(trixie.lab).nodes["vm-node1"].online
+        assert got["pacemaker"].startswith("2.1.") and got["corosync"].startswith("3.1.") and got["crmsh"].startswith("4.4")
+    assert _status(deployed.lab).nodes["vm-node1"].online
 
 
-def test_every_stage_applied_and_verified(trixie):
-    s = json.loads((trixie.folder / "summary.json").read_text())
+def test_every_stage_applied_and_verified(deployed):
+    s = json.loads((deployed.folder / "summary.json").read_text())
     assert s["ok"] is True and s["error"] is None, s["error"]
     names = [st["notebook_name"] for st in s["stages"]]
     assert names == ["01_bonding", "02_authkey", "03_corosync_rings", "04_pacemaker_properties", "05_resources",
@@ -81,26 +84,26 @@ def test_every_stage_applied_and_verified(trixie):
         assert st["verification"]["ok"], f"{st['notebook_name']}: {st['verification']}"
     assert {st["notebook_name"]: st["status"] for st in s["stages"][1:]} == {n: "changed" for n in names[1:]}
     timings = ", ".join(f"{st['notebook_name'][:2]} {st['duration_s']:.1f} s" for st in s["stages"])
-    print(f"\nFIGURES trixie deploy (stages 01-06): {trixie.deploy_s:.1f} s; {timings}")
+    print(f"\nFIGURES bookworm deploy (stages 01-06): {deployed.deploy_s:.1f} s; {timings}")
 
 
-def test_crm_verify_is_clean_on_pacemaker_3(trixie):
-    r = trixie.lab.ssh("vm-node1", ["crm_verify", "-L", "--verbose"])
+def test_crm_verify_is_clean_on_pacemaker_2_1(deployed):
+    r = deployed.lab.ssh("vm-node1", ["crm_verify", "-L", "--verbose"])
     assert r.returncode == 0 and r.stdout.strip() == "" and r.stderr.strip() == "", (r.stdout, r.stderr)
 
 
-def test_the_vip_serves_the_preferred_node_and_hides_server_status(trixie):
-    vip = trixie.lab.params.vip.address
+def test_the_vip_serves_the_preferred_node_and_hides_server_status(deployed):
+    vip = deployed.lab.params.vip.address
     code, body = _get(f"http://{vip}/")
     assert code == 200 and '<b id="served-by">vm-node1</b>' in body, (code, body[:200])
     assert _get(f"http://{vip}/server-status")[0] == 403
-    st = _status(trixie.lab, "vm-node2")  # the peer sees the same placement
+    st = _status(deployed.lab, "vm-node2")  # the peer sees the same placement
     assert st.where("vip") == st.where("httpd") == "vm-node1"
     assert st.running_on("ping-gateway") == ["vm-node1", "vm-node2"]
 
 
-def test_fence_devices_run_away_from_the_node_they_power_off(trixie):
-    st = _status(trixie.lab)
+def test_fence_devices_run_away_from_the_node_they_power_off(deployed):
+    st = _status(deployed.lab)
     assert st.stonith_enabled is True
     for n in ("vm-node1", "vm-node2"):
         (inst,) = st.instances(f"fence-{n}")
@@ -108,8 +111,8 @@ def test_fence_devices_run_away_from_the_node_they_power_off(trixie):
         assert inst.nodes == (("vm-node2",) if n == "vm-node1" else ("vm-node1",))
 
 
-def test_pacemaker_3_fences_a_node_that_loses_power(trixie):
-    lab = trixie.lab
+def test_pacemaker_2_1_fences_a_node_that_loses_power(deployed):
+    lab = deployed.lab
     before = len(parse_fence_history(lab.ssh("vm-node1", ["stonith_admin", "--history", "*", "--verbose",
                                                           "--output-as=xml"], check=True).stdout))
     lab.power_cut("vm-node2")
@@ -135,8 +138,8 @@ def test_pacemaker_3_fences_a_node_that_loses_power(trixie):
     assert st.online == ["vm-node1", "vm-node2"] and st.where("fence-vm-node2") == "vm-node1"
 
 
-def test_a_second_run_of_the_cib_stages_changes_nothing(trixie):
-    second = hakit_run(str(trixie.params_file), stages="4-6", out_root=trixie.runs, html=False)
+def test_a_second_run_of_the_cib_stages_changes_nothing(deployed):
+    second = hakit_run(str(deployed.params_file), stages="4-6", out_root=deployed.runs, html=False)
     s = json.loads((second / "summary.json").read_text())
     assert s["ok"], s["error"]
     assert {st["notebook_name"]: st["status"] for st in s["stages"]} == {
