@@ -160,6 +160,13 @@ class Lab:
     def up(self) -> list[NodeStatus]:
         """Bring the lab up; a second call on a running lab changes nothing and says so."""
         self.preflight()
+        running_image = self._state().get("image")
+        if running_image and running_image != self.image.spec.key and any(
+                self._node_running(n.name) for n in self.params.nodes):
+            raise LabError(
+                f"lab {self.cfg.id} runs image {running_image}, but the params ask for {self.image.spec.key} "
+                f"(lab.release {self.cfg.release}); take it down first (`python -m hakit lab down --params ...`), "
+                "then bring it up again: its nodes start fresh")
         if all(self._node_running(n.name) for n in self.params.nodes) and self._state().get("ready"):
             restarted = self._ensure_bmcs()
             if restarted:
