@@ -66,6 +66,7 @@ def _start(params_file: Path) -> Lab:
             pytest.fail(f"the lab cannot start under CI: {reason}")
         pytest.skip(reason)
     lab = Lab(load_params(params_file), progress=lambda m: print(m, flush=True))
+    lab.down()  # whatever an earlier, interrupted session left (maybe on another release): start fresh
     try:
         lab.up()
     except Exception as e:  # make the reason visible, then fail (never a silent skip)
