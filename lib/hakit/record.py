@@ -4,12 +4,12 @@ The convention every stage notebook follows:
 
 * its `parameters` cell declares
   ``record_dir: str = ""  # where hakit run saves this stage's record; empty: not saved``
-* its last cell calls
-  ``record.save(result, record_dir, verification=verification, artifacts={...})``
+* its last cell saves the record: ``run.save(artifacts={...})`` of its
+  `stages.driver.StageRun` (made with ``record_dir``), which calls `save` here
 
 `python -m hakit run` sets ``record_dir`` to ``runs/<run>/<notebook>/``; there
-`save` writes ``record.json`` (the per-node outcomes, the verification and a list
-of the files) and each artifact. Run by hand with ``record_dir`` empty, `save`
+`save` writes ``record.json`` (the per-node outcomes, the verification, the
+plan's operations and those executed, a list of the files) and each artifact. Run by hand with ``record_dir`` empty, `save`
 writes nothing and only shows the record, so a notebook works the same in
 JupyterLab. Never pass secret material as an artifact: the run's secret scan
 fails the whole run if any reaches the run folder.
