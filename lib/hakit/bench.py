@@ -202,16 +202,14 @@ def bench_stages(params_files: list[str], runs: int = 5, progress=_quiet) -> lis
     """Median time of a no-op re-run of stages 1-6 (gather, plan, apply, verify) per lab, nodes read in
     parallel and one after another, side by side in one run. Builds the cluster first if it is not built."""
     from .notebook import connect_nodes
-    from .stages import authkey, bonding, constraints, corosync, driver, properties, resources
+    from .stages import driver, pipeline
 
     lines = []
     for f in params_files:
         params = load_params(f)
         lab = Lab(params, progress=progress)
         lab.up()
-        stages = [bonding.BondingStage(params), authkey.AuthkeyStage(params), corosync.CorosyncStage(params),
-                  properties.PropertiesStage(params), resources.ResourcesStage(params),
-                  constraints.ConstraintsStage(params)]
+        stages = pipeline.stages(params)
         hosts = connect_nodes(params)
         try:
             for st in stages:  # converge first (a no-op where it is built already)

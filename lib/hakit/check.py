@@ -29,7 +29,7 @@ from .facts.pacemaker import CRM_MON, ClusterStatus
 from .ops import Barrier
 from .params import Params
 from .runner import Runner
-from .stages import authkey, bonding, constraints, corosync, properties, resources
+from .stages import pipeline
 from .stages.driver import Stage, per_node
 
 MAX_SKEW_S = 1.0  # corosync and pacemaker logs and fence history compare times across nodes
@@ -76,14 +76,8 @@ class DriftReport:
 
 def stages(params: Params) -> list[tuple[Stage, str]]:
     """The stages whose plans say what the params want, each with the notebook that applies it."""
-    return [
-        (bonding.BondingStage(params), "01_bonding (hakit run --stages 1)"),
-        (authkey.AuthkeyStage(params), "02_authkey (hakit run --stages 2)"),
-        (corosync.CorosyncStage(params), "03_corosync_rings (hakit run --stages 3)"),
-        (properties.PropertiesStage(params), "04_pacemaker_properties (hakit run --stages 4)"),
-        (resources.ResourcesStage(params), "05_resources (hakit run --stages 5)"),
-        (constraints.ConstraintsStage(params), "06_constraints (hakit run --stages 6)"),
-    ]
+    return [(st, f"{nb} (hakit run --stages {i})")
+            for i, (st, nb) in enumerate(zip(pipeline.stages(params), pipeline.NOTEBOOKS), start=1)]
 
 
 def plan_drift(stage: Stage, fix: str, hosts: Mapping[str, Runner]) -> list[Drift]:

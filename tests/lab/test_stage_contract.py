@@ -11,7 +11,7 @@ import pytest
 
 from hakit import notebook
 from hakit.lab import Lab
-from hakit.stages import authkey, bonding, constraints, corosync, driver, properties, resources
+from hakit.stages import driver, pipeline
 
 pytestmark = pytest.mark.lab
 
@@ -25,8 +25,7 @@ SNAPSHOT = (
 
 
 def stages(params) -> list[driver.Stage]:
-    return [bonding.BondingStage(params), authkey.AuthkeyStage(params), corosync.CorosyncStage(params),
-            properties.PropertiesStage(params), resources.ResourcesStage(params), constraints.ConstraintsStage(params)]
+    return pipeline.stages(params)
 
 
 def snapshot(hosts) -> dict[str, str]:
