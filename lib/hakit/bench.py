@@ -199,7 +199,7 @@ def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root
 
 
 def bench_stages(params_files: list[str], runs: int = 5, progress=_quiet) -> list[str]:
-    """Median time of a no-op re-run of stages 1-6 (gather, plan, apply, verify) per lab, nodes read in
+    """Median time of a no-op re-run of stages 0-6 (gather, plan, apply, verify) per lab, nodes read in
     parallel and one after another, side by side in one run. Builds the cluster first if it is not built."""
     from .notebook import connect_nodes
     from .stages import driver, pipeline
@@ -230,7 +230,7 @@ def bench_stages(params_files: list[str], runs: int = 5, progress=_quiet) -> lis
                 h.close()
         med = {k: statistics.median(v) for k, v in times.items()}
         lines.append(
-            f"{Path(f).name}: {len(params.nodes)} nodes, no-op re-run of stages 1-6: median {med[True]:.1f} s with "
+            f"{Path(f).name}: {len(params.nodes)} nodes, no-op re-run of stages 0-6: median {med[True]:.1f} s with "
             f"nodes in parallel, {med[False]:.1f} s one after another ({runs} runs each, interleaved; "
             f"{changed} stage runs changed anything)")
     return lines

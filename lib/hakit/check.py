@@ -77,7 +77,7 @@ class DriftReport:
 def stages(params: Params) -> list[tuple[Stage, str]]:
     """The stages whose plans say what the params want, each with the notebook that applies it."""
     return [(st, f"{nb} (hakit run --stages {i})")
-            for i, (st, nb) in enumerate(zip(pipeline.stages(params), pipeline.NOTEBOOKS), start=1)]
+            for i, (st, nb) in enumerate(zip(pipeline.stages(params), pipeline.NOTEBOOKS))]
 
 
 def plan_drift(stage: Stage, fix: str, hosts: Mapping[str, Runner]) -> list[Drift]:
@@ -163,7 +163,7 @@ def check(params: Params, hosts: MutableMapping[str, Runner]) -> DriftReport:
     rep = DriftReport(params.cluster.name)
     for stage, fix in stages(params):
         rep.drift += plan_drift(stage, fix, hosts)
-    rep.checked.append("the plans of stages 01-06 (nothing applied)")
+    rep.checked.append("the plans of stages 00-06 (nothing applied)")
     names = [n.name for n in params.nodes]
     via = names[0]
     try:

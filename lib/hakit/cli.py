@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--runs", type=int, default=5, help="runs per params file (median reported)")
     bl.add_argument("--cold", action="store_true", help="also time a cold image build into a scratch cache")
     bl.set_defaults(func=cmd_bench_lab)
-    bst = bsub.add_parser("stages", help="median time of a no-op re-run of stages 1-6, nodes in parallel and one "
+    bst = bsub.add_parser("stages", help="median time of a no-op re-run of stages 0-6, nodes in parallel and one "
                                          "after another (brings the labs up and builds their clusters first)")
     bst.add_argument("--params", default="params/lab.yaml,params/lab-3node.yaml", help="comma-separated params files")
     bst.add_argument("--runs", type=int, default=5, help="runs per mode and params file (median reported)")

@@ -340,6 +340,13 @@ class Lab(Strict):
         default="trixie",
         description="Debian release of the lab nodes: trixie (13: pacemaker 3.0, crmsh 5.0) or bookworm (12: pacemaker 2.1, crmsh 4.4); one cached image each",
     )
+    image: Literal["bare", "ready"] = Field(
+        default="ready",
+        description=(
+            "bare: nodes as a freshly installed server (base system + sshd), stage 00 installs the cluster "
+            "packages from the lab's own package mirror; ready: the cluster packages already installed (faster)"
+        ),
+    )
     host_private_ip: ipaddress.IPv4Address
     host_public_ip: ipaddress.IPv4Address
     links: Literal["auto", "bond-names", "slaves"] = Field(

@@ -37,8 +37,11 @@ if RELEASE not in (None, "trixie", "bookworm"):
 
 
 def derived_params(tmp: Path, source: str, lab_id: str, net_from: str, net_to: str, cluster: str,
-                   release: str | None = None) -> Path:
-    """The shipped params file with another lab id, cluster name and subnets (and release, if given)."""
+                   release: str | None = None, image: str = "ready") -> Path:
+    """The shipped params file with another lab id, cluster name and subnets (and release, if given).
+
+    Test labs use the ready image (cluster packages installed: minutes faster) unless a test asks
+    for bare nodes; `make demo` (params/lab.yaml) starts from bare ones."""
     text = (ROOT / "params" / source).read_text()
     text = text.replace(net_from, net_to)
     lines = []
@@ -46,8 +49,11 @@ def derived_params(tmp: Path, source: str, lab_id: str, net_from: str, net_to: s
         s = line.strip()
         if release and s.startswith("release:"):
             continue  # given below, after the id
+        if s.startswith("image:"):
+            continue  # given below, after the id
         if s.startswith("id:"):
             line = line.replace(s.split("#")[0].strip(), f"id: {lab_id}")
+            lines.append(line[: len(line) - len(line.lstrip())] + f"image: {image}")
             if release:
                 lines += [line, line[: len(line) - len(line.lstrip())] + f"release: {release}"]
                 continue

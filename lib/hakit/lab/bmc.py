@@ -24,16 +24,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..params import Params
-from . import node as labnode
-from .node import _reap  # one place knows how to collect a child's exit status
+from . import daemon
 
 MODULE = "hakit.lab.bmcd"  # the daemon (a module of its own, so `-m` runs it cleanly)
 PORT_BASE = 6230  # node i (1-based, params order) listens on PORT_BASE + i, as virtualbmc's examples do
@@ -87,28 +82,21 @@ def ensure_password(lab_dir: Path) -> Path:
 # ----------------------------------------------------------------- processes
 
 
-def daemon_argv(lab_dir: Path, node: str, ready_fd: int) -> list[str]:
-    return [sys.executable, "-m", MODULE, f"--lab-dir={lab_dir}", f"--node={node}", f"--ready-fd={ready_fd}"]
+def daemon_argv(lab_dir: Path, node: str) -> list[str]:
+    return daemon.argv(MODULE, lab_dir, f"--node={node}")
 
 
 def is_our_bmc(pid: int | None, lab_dir: Path, node: str) -> bool:
     """The PID is alive and is this lab's BMC daemon for this node (not a reused PID)."""
-    if not labnode.pid_alive(pid):
-        return False
-    argv = labnode.cmdline(pid)  # type: ignore[arg-type]
-    return MODULE in argv and f"--lab-dir={lab_dir}" in argv and f"--node={node}" in argv
+    return daemon.is_ours(pid, MODULE, lab_dir, f"--node={node}")
 
 
 def find_daemons(lab_dir: Path) -> dict[int, str]:
     """Every live BMC daemon of this lab, by exact command line (PID -> node); for teardown checks."""
     found: dict[int, str] = {}
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        argv = labnode.cmdline(int(p.name))
-        if MODULE in argv and f"--lab-dir={lab_dir}" in argv and labnode.pid_alive(int(p.name)):
-            nodes = [a.split("=", 1)[1] for a in argv if a.startswith("--node=")]
-            found[int(p.name)] = nodes[0] if nodes else "?"
+    for pid, argv in daemon.find(MODULE, lab_dir).items():
+        nodes = [a.split("=", 1)[1] for a in argv if a.startswith("--node=")]
+        found[pid] = nodes[0] if nodes else "?"
     return found
 
 
@@ -121,61 +109,10 @@ def start(lab_dir: Path, params: Params, node: str, timeout: float = 15) -> int:
     tmp = d / f"params.{node}.tmp"  # nodes start in parallel
     tmp.write_text(json.dumps(params.model_dump(mode="json", exclude={"pacemaker"}), indent=1))
     os.replace(tmp, spec)
-    read_end, write_end = os.pipe()
-    log = open(d / f"{node}.log", "ab")
-    try:
-        proc = subprocess.Popen(
-            daemon_argv(lab_dir, node, write_end),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            pass_fds=(write_end,),
-            start_new_session=True,
-            cwd="/",
-        )
-    finally:
-        log.close()
-        os.close(write_end)
-    # The daemon writes one line once its socket is bound; EOF without it means it died.
-    deadline = time.monotonic() + timeout
-    buf = b""
-    with os.fdopen(read_end, "rb", buffering=0) as r:
-        os.set_blocking(r.fileno(), False)
-        while b"\n" not in buf:
-            try:
-                chunk = r.read(64)
-            except BlockingIOError:
-                chunk = None
-            if chunk == b"":
-                break
-            if chunk:
-                buf += chunk
-                continue
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-    if not buf.startswith(b"ready"):
-        stop(proc.pid, lab_dir, node)
-        tail = (d / f"{node}.log").read_text(errors="replace").strip().splitlines()[-5:]
-        raise RuntimeError(f"virtual BMC for {node} did not start: {' / '.join(tail) or 'no output'}")
-    return proc.pid
+    return daemon.start(daemon_argv(lab_dir, node), d / f"{node}.log", f"virtual BMC for {node}",
+                        lambda pid: stop(pid, lab_dir, node), timeout)
 
 
 def stop(pid: int | None, lab_dir: Path, node: str, timeout: float = 5) -> bool:
     """Stop one BMC daemon if the PID is really it; True if one was stopped."""
-    if not is_our_bmc(pid, lab_dir, node):
-        _reap(pid)
-        return False
-    assert pid is not None
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while labnode.pid_alive(pid):
-        _reap(pid)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            deadline += timeout
-        time.sleep(0.02)
-    _reap(pid)
-    return True
-
-
+    return daemon.stop(pid, is_our_bmc(pid, lab_dir, node), timeout)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..params import parse_params
+from . import daemon
 from .bmc import CIPHER_SUITE, MODULE, USERNAME, bmc_dir, endpoints, password_file
 
 
@@ -73,9 +74,7 @@ def serve(lab_dir: Path, node_name: str, ready_fd: int | None) -> None:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     log(f"listening (user {USERNAME}, cipher suite {CIPHER_SUITE})")
-    if ready_fd is not None:
-        os.write(ready_fd, b"ready\n")
-        os.close(ready_fd)
+    daemon.ready(ready_fd)
     while True:
         pyghmi_bmc.ipmisession.Session.wait_for_rsp(timeout=1)
         _reap_children()

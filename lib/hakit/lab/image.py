@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..localcmd import LocalCommandError
+from ..packages import lab_packages
+from . import repo
 from .node import own_cgroup, remove_cgroup_tree
 
 SUITE = "bookworm"
@@ -56,6 +58,10 @@ RELEASE_PACKAGES: dict[str, tuple[str, ...]] = {
 }
 # Bump when the customisation steps below change.
 RECIPE = 1
+# A bare node: what a freshly installed Debian server has (debootstrap's default variant: the
+# required and important packages, as the installer's base system) plus the SSH server.
+BARE_BASE = BASE_PACKAGES + ("openssh-server",)
+FLAVOURS = ("ready", "bare")
 
 
 def packages_for(release: str) -> tuple[str, ...]:
@@ -78,19 +84,32 @@ class ImageSpec:
     base: tuple[str, ...] = BASE_PACKAGES
     packages: tuple[str, ...] = PACKAGES
     recipe: int = RECIPE
+    # ready: the cluster packages installed; bare: none installed, served to the nodes by the
+    # lab's package mirror (`lab.repo`), so stage 00 installs them
+    flavour: str = "ready"
 
     @classmethod
-    def for_release(cls, release: str) -> "ImageSpec":
-        """The container image of one Debian release (bookworm or trixie)."""
+    def for_release(cls, release: str, flavour: str = "ready") -> "ImageSpec":
+        """The container image of one Debian release (bookworm or trixie), ready or bare."""
+        if flavour not in FLAVOURS:
+            raise ValueError(f"no lab image flavour {flavour!r}; use one of {', '.join(FLAVOURS)}")
+        if flavour == "bare":
+            return cls(suite=release, base=BARE_BASE, packages=lab_packages(release), flavour="bare")
         return cls(suite=release, packages=packages_for(release))
 
     @property
+    def bare(self) -> bool:
+        return self.flavour == "bare"
+
+    @property
     def key(self) -> str:
-        blob = json.dumps(
-            {"suite": self.suite, "base": self.base, "packages": sorted(self.packages), "recipe": self.recipe},
-            sort_keys=True,
-        )
-        return f"{self.suite}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+        fields: dict[str, object] = {"suite": self.suite, "base": self.base, "packages": sorted(self.packages),
+                                     "recipe": self.recipe}
+        if self.bare:  # ready images keep the keys (and caches) they had before bare ones existed
+            fields["flavour"] = self.flavour
+        blob = json.dumps(fields, sort_keys=True)
+        name = f"{self.suite}-bare" if self.bare else self.suite
+        return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
 def host_mirror(sources_dir: Path = Path("/etc/apt")) -> str | None:
@@ -140,6 +159,11 @@ class ImageCache:
     def rootfs(self) -> Path:
         return self.root / self.spec.key / "rootfs"
 
+    @property
+    def repo(self) -> Path | None:
+        """The document root of a bare image's package mirror (None for a ready image)."""
+        return self.root / self.spec.key / "repo" if self.spec.bare else None
+
     def is_built(self) -> bool:
         return (self.root / self.spec.key / "READY").exists()
 
@@ -173,15 +197,9 @@ class ImageCache:
         rootfs = work / "rootfs"
         t0 = time.monotonic()
         progress(f"image {self.spec.key}: building (cached afterwards); log: {final / 'build.log'}")
+        variant = [] if self.spec.bare else ["--variant=minbase"]
         _stream(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(self.spec.base)}",
-                self.spec.suite,
-                str(rootfs),
-                mirror,
-            ],
+            ["debootstrap", *variant, f"--include={','.join(self.spec.base)}", self.spec.suite, str(rootfs), mirror],
             log,
             progress,
             "debootstrap",
@@ -191,25 +209,33 @@ class ImageCache:
         prc = rootfs / "usr/sbin/policy-rc.d"
         prc.write_text("#!/bin/sh\nexit 101\n")
         prc.chmod(0o755)
-        script = (
-            "set -e; apt-get update -q; "
-            f"apt-get install -y -q --no-install-recommends {' '.join(self.spec.packages)}; "
-            "apt-get clean; rm -rf /var/lib/apt/lists/*"
-        )
+        pkgs = " ".join(self.spec.packages)
+        if self.spec.bare:  # download only (debootstrap's indices), for the mirror; nothing installed
+            script = f"set -e; apt-get clean; apt-get install -d -y -q --no-install-recommends {pkgs}"
+        else:
+            script = (f"set -e; apt-get update -q; apt-get install -y -q --no-install-recommends {pkgs}; "
+                      "apt-get clean; rm -rf /var/lib/apt/lists/*")
         _stream(
             _nspawn_run(rootfs, ["sh", "-c", script], setenv={"DEBIAN_FRONTEND": "noninteractive"}, resolv="copy-host"),
             log,
             progress,
-            "apt-get install",
+            "apt-get download" if self.spec.bare else "apt-get install",
             t0,
         )
         prc.unlink()
+        if self.spec.bare:
+            arch = subprocess.run(_nspawn_run(rootfs, ["dpkg", "--print-architecture"]), capture_output=True,
+                                  text=True, check=True).stdout.strip().splitlines()[-1]
+            counts = repo.build(rootfs, work / "repo", self.spec.suite, mirror, arch, log)
+            progress(f"  [{time.monotonic() - t0:5.0f}s] package mirror: {counts['debs']} packages, "
+                     f"{counts['bytes'] / 1e6:.0f} MB (Debian's signed indices kept)")
         self._customise(rootfs, log, progress, t0)
         if final.exists():
             shutil.rmtree(final)
         work.rename(final)
         (final / "spec.json").write_text(
-            json.dumps({"suite": self.spec.suite, "base": self.spec.base, "packages": self.spec.packages, "recipe": self.spec.recipe}, indent=1)
+            json.dumps({"suite": self.spec.suite, "base": self.spec.base, "packages": self.spec.packages,
+                        "recipe": self.spec.recipe, "flavour": self.spec.flavour}, indent=1)
         )
         (final / "READY").write_text(f"{time.time():.0f}\n")
         progress(f"image {self.spec.key}: ready in {time.monotonic() - t0:.0f} s")
@@ -233,13 +259,14 @@ class ImageCache:
         )
         # A fresh host has the packages but no cluster: corosync's default config is a
         # single-node cluster on localhost, so leave both off until stage 3 enables them.
-        _stream(
-            _nspawn_run(rootfs, ["systemctl", "disable", "corosync.service", "pacemaker.service"]),
-            log,
-            progress,
-            "customise",
-            t0,
-        )
+        if not self.spec.bare:
+            _stream(
+                _nspawn_run(rootfs, ["systemctl", "disable", "corosync.service", "pacemaker.service"]),
+                log,
+                progress,
+                "customise",
+                t0,
+            )
         (rootfs / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
         (rootfs / "etc/hakit-lab-image").write_text(f"{self.spec.key}\n")
 

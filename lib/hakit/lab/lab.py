@@ -27,7 +27,7 @@ from ..localcmd import run
 from ..params import Params
 from . import net, node, vm
 from . import bmc as labbmc
-from . import inventory
+from . import inventory, repo
 from .image import ImageCache, ImageSpec, Progress, stderr_progress
 from .vmimage import VmImageCache
 from ..errors import HakitError
@@ -72,7 +72,8 @@ class Lab:
         self.state_file = self.dir / "state.json"
         self.key_file = self.cfg.key_file
         self.known_hosts = self.cfg.known_hosts
-        self.image = ImageCache(self.cfg.image_cache, ImageSpec.for_release(self.cfg.release), mirror=self.cfg.mirror)
+        self.image = ImageCache(self.cfg.image_cache, ImageSpec.for_release(self.cfg.release, self.cfg.image),
+                                mirror=self.cfg.mirror)
         self.vm_image = VmImageCache(self.cfg.image_cache, mirror=self.cfg.mirror, suite=self.cfg.release)
         has_bond, self.bonding_reason = net.bonding_available()
         self.bonding = has_bond
@@ -144,6 +145,11 @@ class Lab:
         tools = ["systemd-nspawn", "debootstrap", "ip", "nft", "ssh", "ssh-keygen"]
         if self.vm_nodes:
             tools += [vm.QEMU, "qemu-img", "mke2fs"]
+            if self.image.spec.bare:
+                raise LabError(f"lab.image: bare is for container nodes; {', '.join(self.vm_nodes)} "
+                               "run as VMs (lab.kinds): use lab.image: ready with VM nodes")
+        if self.image.spec.bare:
+            tools.append("curl")  # fetches the compressed indices for the package mirror
         missing = [t for t in tools if not shutil.which(t)]
         if missing:
             raise LabError(f"missing tools: {', '.join(missing)}; run `make setup` to install them")
@@ -168,9 +174,9 @@ class Lab:
                 f"(lab.release {self.cfg.release}); take it down first (`python -m hakit lab down --params ...`), "
                 "then bring it up again: its nodes start fresh")
         if all(self._node_running(n.name) for n in self.params.nodes) and self._state().get("ready"):
-            restarted = self._ensure_bmcs()
+            restarted = [f"virtual BMC of {n}" for n in self._ensure_bmcs()] + self._ensure_repo()
             if restarted:
-                self.progress(f"lab {self.cfg.id}: up; virtual BMC started again for {', '.join(restarted)}")
+                self.progress(f"lab {self.cfg.id}: up; started again: {', '.join(restarted)}")
             else:
                 self.progress(f"lab {self.cfg.id}: already up, nothing changed")
             return self.status(probe=False)
@@ -180,7 +186,10 @@ class Lab:
         self._record(lab_id=self.cfg.id, cluster=self.params.cluster.name, image=self.image.spec.key, ready=False)
         self._ensure_key()
         self._ensure_network()
+        self._ensure_repo()
         hosts = [(str(n.private_ip), n.name) for n in self.params.nodes]
+        if self.image.spec.bare:
+            hosts.append((str(self.cfg.host_private_ip), repo.HOST))
         pub = self.key_file.with_suffix(".pub").read_text()
         known: list[str] = []
         for n in self.params.nodes:
@@ -408,6 +417,7 @@ class Lab:
             "gateway": {"address": self.net.gw_address, "netns": self.net.gw_netns, "blocked_sources": net.blocked_addresses(self.net.gw_netns) if net.netns_exists(self.net.gw_netns) else []},
             "vip": str(self.params.vip.address),
             "bmc": self.bmc_status(),
+            "package_mirror": self.repo_status(),
             "nodes": [s.__dict__ for s in nodes],
         }
 
@@ -564,6 +574,33 @@ class Lab:
             self._record_node(name, bmc_pid=None)
             self.progress(f"{name}: virtual BMC down (nothing answers on {self._bmc_endpoint(name)})")
 
+    # ------------------------------------------------------------- package mirror (bare images)
+
+    def _ensure_repo(self) -> list[str]:
+        """A bare lab's package mirror on the private host address; returns ["package mirror"] if started."""
+        root = self.image.repo
+        if root is None or repo.is_ours(self._state().get("repo_pid"), self.dir):
+            return []
+        self._record(repo_pid=repo.start(self.dir, root, str(self.cfg.host_private_ip)))
+        return ["package mirror"]
+
+    def repo_status(self) -> dict[str, Any] | None:
+        if self.image.repo is None:
+            return None
+        pid = self._state().get("repo_pid")
+        up = repo.is_ours(pid, self.dir)
+        return {"url": f"http://{self.cfg.host_private_ip}:{repo.PORT}/debian", "name_on_nodes": repo.HOST,
+                "state": "up" if up else "down", "pid": pid if up else None}
+
+    def _stop_repo(self, st: dict[str, Any]) -> list[str]:
+        removed = []
+        if repo.stop(st.get("repo_pid"), self.dir):
+            removed.append("package mirror")
+        for pid in repo.find(self.dir):
+            if repo.stop(pid, self.dir):
+                removed.append(f"package mirror (pid {pid}, not recorded)")
+        return removed
+
     def _bmc_endpoint(self, name: str) -> labbmc.Endpoint:
         return next(e for e in labbmc.endpoints(self.params) if e.node == name)
 
@@ -586,7 +623,7 @@ class Lab:
     def down(self) -> list[str]:
         """Remove every process, mount, namespace, link, rule and cgroup the lab made."""
         st = self._state()
-        removed: list[str] = self._stop_bmcs(st)
+        removed: list[str] = self._stop_bmcs(st) + self._stop_repo(st)
         L = self.net
         nodes = dict(st.get("nodes", {}))
         for n in self.params.nodes:
@@ -685,4 +722,5 @@ class Lab:
                     if node.pid_alive(int(pid_dir.name)):
                         found.append(f"process {pid_dir.name} ({' '.join(argv[:3])} ...)")
         found += [f"virtual BMC process {pid} of {name}" for pid, name in labbmc.find_daemons(self.dir).items()]
+        found += [f"package mirror process {pid}" for pid in repo.find(self.dir)]
         return found
