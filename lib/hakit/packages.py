@@ -56,9 +56,9 @@ def parse_dpkg_query(text: str) -> dict[str, Installed]:
     """Lines of `dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n'` -> name -> Installed."""
     out: dict[str, Installed] = {}
     for line in text.splitlines():
-        parts = line.split(None, 2)
-        if len(parts) >= 2:
-            out[parts[0]] = Installed(parts[0], parts[1], parts[2] if len(parts) > 2 else "")
+        parts = line.split(" ", 2)  # single spaces: a package dpkg only knows of has an empty version
+        if len(parts) == 3 and parts[0]:
+            out[parts[0]] = Installed(parts[0], parts[1], parts[2])
     return out
 
 

@@ -93,6 +93,8 @@ LABVM_ID, LABVM_NET = ("htb", "10.83.") if SLOT == 0 else (f"h{SLOT}b", f"10.{12
 VM_TOOLS = ("qemu-system-x86_64", "qemu-img", "mke2fs")
 # The Debian 12 lab (params/lab-bookworm.yaml, tests/lab/test_bookworm.py): the other labs run Debian 13.
 LABX_ID, LABX_NET = ("htx", "10.85.") if SLOT == 0 else (f"h{SLOT}x", f"10.{130 + SLOT}.")
+# Bare nodes (lab.image bare, as `make demo`): stage 00 installs from the lab's package mirror.
+LABE_ID, LABE_NET = ("hte", "10.87.") if SLOT == 0 else (f"h{SLOT}e", f"10.{140 + SLOT}.")
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +112,12 @@ def labx_params(tmp_path_factory) -> Path:
     return derived_params(
         tmp_path_factory.mktemp("paramsx"), "lab-bookworm.yaml", LABX_ID, "10.86.", LABX_NET, "hakit-testx"
     )
+
+
+@pytest.fixture(scope="session")
+def labe_params(tmp_path_factory) -> Path:
+    return derived_params(tmp_path_factory.mktemp("paramse"), "lab.yaml", LABE_ID, "10.77.", LABE_NET, "hakit-teste",
+                          RELEASE, image="bare")
 
 
 @pytest.fixture(scope="session")

@@ -162,9 +162,13 @@ def probe(params: Params, node: str) -> str:
         'echo "ntp $(timedatectl show -p NTPSynchronized --value 2>/dev/null || echo unknown)"',
         f"dpkg-query -W -f='pkg ${{Package}} ${{Version}} ${{db:Status-Abbrev}}\\n' {' '.join(every)} 2>/dev/null",
         "apt-mark showhold 2>/dev/null | sed 's/^/hold /'",
-        f'for f in {locks}; do i=$(stat -c %i "$f" 2>/dev/null) || continue; '
-        'while read -r _ _ _ _ pid dev _; do [ "${dev##*:}" = "$i" ] && '
-        'echo "lock $f $pid $(cat /proc/$pid/comm 2>/dev/null)"; done < /proc/locks; done',
+        # A held lock: /proc/locks lines on the lock files' inodes (apt takes OFD locks: no PID there),
+        # and the processes that have those files open (the holder).
+        f'for f in {locks}; do i=$(stat -c %i "$f" 2>/dev/null) || continue; d=$(stat -c %D "$f"); '
+        'grep -E " [0-9a-f]+:[0-9a-f]+:$i " /proc/locks | sed "s|^|plock $f $d |"; done',
+        "ls -l /proc/[0-9]*/fd 2>/dev/null | awk '/^\\/proc\\/[0-9]+\\/fd:$/ {split($0, a, \"/\"); pid = a[3]} "
+        "/-> \\/var\\/(lib\\/dpkg\\/lock|lib\\/apt\\/lists\\/lock|cache\\/apt\\/archives\\/lock)/ {print pid, $NF}' "
+        '| while read -r pid f; do echo "lockholder $f $pid $(cat /proc/$pid/comm 2>/dev/null)"; done',
         'echo "lists $(ls /var/lib/apt/lists/ 2>/dev/null | grep -c \'_Packages$\')"',
         'if command -v ping >/dev/null 2>&1; then echo "ping yes"; '
         f'for ip in {peers}; do (if ping -c1 -W1 -q "$ip" >/dev/null 2>&1; then echo "reach $ip yes"; '
@@ -174,7 +178,9 @@ def probe(params: Params, node: str) -> str:
         'case "${VERSION_CODENAME:-}" in '
         + " ".join(f"{r}) W='{' '.join(pk.cluster_packages(r, fence_agent(params)))}';;" for r in pk.CODENAMES)
         + " *) W='';; esac",
-        'if [ -n "$W" ]; then LC_ALL=C apt-get -s -q install --no-install-recommends $W 2>&1; echo "apt-exit $?"; fi',
+        # Empty cache paths: apt builds its package cache in memory and writes nothing on the node.
+        'if [ -n "$W" ]; then LC_ALL=C apt-get -s -q -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= '
+        'install --no-install-recommends $W 2>&1; echo "apt-exit $?"; fi',
     ])
 
 
@@ -213,11 +219,35 @@ def parse(node: str, output: str, local_clock: float, params: Params) -> NodeFac
         uname=seen.get("uname", [""])[0], links=frozenset(seen.get("link", [])), addresses=addresses,
         ntp=seen.get("ntp", ["unknown"])[0] or "unknown", skew_s=skew, wanted=wanted, installed=installed,
         holds=frozenset(seen.get("hold", [])),
-        locks=tuple(f"{f.split()[0]} held by PID {' '.join(f.split()[1:2])} ({' '.join(f.split()[2:]) or '?'})"
-                    for f in seen.get("lock", [])),
+        locks=held_locks(seen.get("plock", []), seen.get("lockholder", [])),
         index_files=int(lists) if lists.isdigit() else 0, ping=seen.get("ping", ["no"])[0] == "yes", reach=reach,
         apt=pk.parse_apt_simulation("\n".join(apt_lines), exit_code),
     )
+
+
+def _dev(stat_hex: str) -> str:
+    """`stat -c %D` (dev_t in hex) -> /proc/locks' MAJOR:MINOR (hex), as the kernel splits it."""
+    dev = int(stat_hex, 16)
+    major = ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~0xFFF)
+    minor = (dev & 0xFF) | ((dev >> 12) & ~0xFF)
+    return f"{major:02x}:{minor:02x}"
+
+
+def held_locks(plocks: list[str], holders: list[str]) -> tuple[str, ...]:
+    """Pure: `plock FILE DEV <a /proc/locks line>` + `lockholder FILE PID COMM` -> "FILE held by ..."."""
+    out: list[str] = []
+    for line in plocks:
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        path, dev, fields = parts[0], parts[1], [x for x in parts[2:] if x != "->"]
+        where = next((x for x in fields if x.count(":") == 2), "")
+        if not where.lower().startswith(_dev(dev) + ":") or path in (o.split()[0] for o in out):
+            continue
+        who = [f"PID {h.split()[1]} ({' '.join(h.split()[2:]) or '?'})" for h in holders
+               if h.split()[:1] == [path] and len(h.split()) > 1]
+        out.append(f"{path} held by " + (", ".join(who) if who else "a process of another namespace"))
+    return tuple(out)
 
 
 def preflight(params: Params, nodes: Mapping[str, NodeFacts]) -> list[Check]:
