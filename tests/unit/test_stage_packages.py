@@ -18,7 +18,7 @@ NODES = ("vm-node1", "vm-node2")
 
 
 def capture(kind: str, node: str, release: str = "trixie") -> str:
-    return load_fixture(f"captured/{release}/stage00-probe-{kind}-{node}.txt")
+    return load_fixture(f"captured/stage00/{release}-{kind}-{node}.txt")
 
 
 def facts(outputs: dict[str, str], params=TRIXIE) -> stage.PackagesFacts:
