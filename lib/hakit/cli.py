@@ -42,6 +42,9 @@ def _print_status(d: dict) -> None:
     gw = d["gateway"]
     cut = f"; cut for {', '.join(gw['blocked_sources'])}" if gw["blocked_sources"] else ""
     print(f"  gateway:  {gw['address']} (netns {gw['netns']}){cut}; VIP {d['vip']}")
+    if d.get("package_mirror"):
+        m = d["package_mirror"]
+        print(f"  mirror:   {m['url']} {m['state'].upper()} (the nodes' only apt source, as http://{m['name_on_nodes']}/debian)")
     if d.get("bmc"):
         print("  bmc:      " + ", ".join(f"{b['node']} {b['address']} {b['state'].upper()}" for b in d["bmc"])
               + " (IPMI lanplus, fence_ipmilan)")

@@ -22,8 +22,8 @@ COMMON = ("corosync", "pacemaker", "crmsh", "resource-agents", "apache2", "ifens
 # agents in one package; Debian 13 splits them, and fence-agents became a metapackage of ~80.
 _FENCE_PACKAGE = {"bookworm": "fence-agents", "trixie": "fence-agents-ipmilan"}
 
-# Units that must not start when their package is installed: corosync's packaged config is a
-# one-node cluster on 127.0.0.1, and pacemaker would write that node into its CIB.
+# Units that must not start when their package is installed: corosync's packaged corosync.conf
+# is a one-node cluster `debian` (node1 on 127.0.0.1, no crypto), and pacemaker would run on it.
 HELD_UNITS = {"corosync": "corosync.service", "pacemaker": "pacemaker.service"}
 
 
