@@ -32,11 +32,12 @@ def _print_status(d: dict) -> None:
         vms = ", ".join(n["name"] for n in d["nodes"] if n["kind"] == "vm")
         print(f"  vm nodes: {vms}: qemu (TCG) with their own kernel, four NICs eth0..eth3; bonding applies there")
     b = d["bonding"]
-    if b["available"]:
-        print(f"  bonding:  available ({b['reason']}); nodes get slave NICs, stage 1 makes the bonds")
+    print(f"  kernel:   bonding {'available' if b['available'] else 'NOT available'} ({b['reason']})")
+    if b["links"] == "slaves":
+        print("  links:    slaves (lab.links): container nodes get four NICs, stage 1 bonds them on this kernel")
     else:
-        print(f"  bonding:  NOT available: {b['reason']}.")
-        print("            Nodes get one plain link per network, named like the bond (no real bond).")
+        print("  links:    bond-names (lab.links, the default on every kernel): container nodes get one plain link")
+        print("            per network, named like the bond (no real bond); address them by role: ring0, ring1")
     print(f"  networks: private bridge {d['bridges']['private']}, public bridge {d['bridges']['public']}; "
           f"this machine: {', '.join(d['host_addresses'].values())}")
     gw = d["gateway"]
@@ -280,10 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
         f = add(action, cmd_fault, help)
         f.add_argument("node")
         f.set_defaults(action=action)
-    for action, help in (("link-down", "pull the cable of a node interface"), ("link-up", "plug it back in")):
+    for action, help in (("link-down", "pull a node's cables: a network's (by role) or one interface's"),
+                         ("link-up", "plug them back in")):
         f = add(action, cmd_fault, help)
         f.add_argument("node")
-        f.add_argument("iface", help="interface name inside the node, e.g. bond0")
+        f.add_argument("iface", metavar="link", help="a role: ring0 (or private), ring1 (or public), every cable "
+                       "of that network in any layout; or an interface inside the node, e.g. bond0, eth2")
         f.set_defaults(action=action)
     k = add("kill", cmd_fault, "signal every process with this exact name on a node")
     k.add_argument("node")

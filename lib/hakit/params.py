@@ -349,11 +349,13 @@ class Lab(Strict):
     )
     host_private_ip: ipaddress.IPv4Address
     host_public_ip: ipaddress.IPv4Address
-    links: Literal["auto", "bond-names", "slaves"] = Field(
-        default="auto",
+    links: Literal["bond-names", "slaves"] = Field(
+        default="bond-names",
         description=(
-            "auto: slaves (eth0..eth3) if the kernel has bonding, else one plain link per "
-            "network named like the bond"
+            "container nodes' cables. bond-names (default, the same on every kernel): one plain link per "
+            "network named like its bond (bond0, bond1), so stage 1 validates and records 'not applied'. "
+            "slaves: the article's four NICs (eth0..eth3, the address on the first of each pair) for stage 1 "
+            "to bond; only on a host kernel with bonding (containers share it), refused at `lab up` otherwise"
         ),
     )
     state_dir: Path = Path("/var/lib/hakit/lab")

@@ -77,7 +77,7 @@ def test_dry_run_program_is_what_the_real_run_executes_stage_by_stage(built) -> 
     for name, planned, executed, untouched in out:
         assert untouched, f"{name}: the dry run changed a node"
         assert executed == planned, f"{name}:\nplanned {planned}\nexecuted {executed}"
-        if name != "01 bonding":  # no bonding driver in a container: only read-only validation there
+        if name != "01 bonding":  # no NICs to bond in a container: only read-only validation there
             assert planned, f"{name}: a fresh lab must need this stage"
 
 

@@ -1,7 +1,7 @@
 """Stage 1 (bonding) through the driver on fake hosts: what gather, a dry run and a real apply send.
 
-The fakes answer like the lab's nodes (no bonding driver) and like a kernel with bonding
-(the VM node): the probe, ifupdown's answers in the temp dir, the safe-apply steps and a
+The fakes answer like the container lab's nodes (plain links named like the bonds, on a host
+kernel with or without bonding) and like a kernel with bonding and four NICs (the VM node): the probe, ifupdown's answers in the temp dir, the safe-apply steps and a
 fresh session that reads the bonds.
 """
 
@@ -46,8 +46,13 @@ class Clock:
         self.now += s
 
 
-def probe_output(*, driver: bool, links: list[tuple[str, str | None]], bonds: dict[str, str] | None = None) -> str:
-    ip = [{"ifname": n, "link_type": "ether", **({"linkinfo": {"info_kind": k}} if k else {}), "addr_info": []}
+def probe_output(*, driver: bool, links: list[tuple[str, str | None]], bonds: dict[str, str] | None = None,
+                 addresses: dict[str, str] | None = None) -> str:
+    def addr(n: str) -> list[dict]:
+        a = (addresses or {}).get(n)
+        return [{"family": "inet", "local": a.split("/")[0], "prefixlen": int(a.split("/")[1])}] if a else []
+
+    ip = [{"ifname": n, "link_type": "ether", **({"linkinfo": {"info_kind": k}} if k else {}), "addr_info": addr(n)}
           for n, k in links]
     driver_lines = ["sysmodule yes", "modprobe 0 "] if driver else [
         "sysmodule no", "modprobe 1 modprobe: FATAL: Module bonding not found in directory /lib/modules/6.18.44-fc"]
@@ -77,10 +82,12 @@ def ifupdown(params: Params, node: str) -> list[tuple[str, Callable[[str], Resul
     ]
 
 
-def container(params: Params, node: str) -> Node:
-    """A lab container: no bonding driver, bond0/bond1 are veth links."""
+def container(params: Params, node: str, driver: bool = False) -> Node:
+    """A container lab node: bond0/bond1 are veth links; the host kernel has bonding or not (`driver`)."""
     f = Node(node, strict=True)
-    f.answer(r"^echo '== driver'", probe_output(driver=False, links=[("bond0", "veth"), ("bond1", "veth")]))
+    n = params.node(node)
+    f.answer(r"^echo '== driver'", probe_output(driver=driver, links=[("bond0", "veth"), ("bond1", "veth")],
+                                                addresses={"bond0": f"{n.private_ip}/24", "bond1": f"{n.public_ip}/24"}))
     f.script += ifupdown(params, node)
     f.answer(r"^mkdir |^rm -rf -- ", "")
     return f
@@ -143,11 +150,14 @@ def as_gather(f: FakeRunner, params: Params, upto: int = 3) -> list[tuple[str, s
     return [(s.kind, "probe" if s.what == probe else s.what) for s in f.sent[:upto]]
 
 
-# ------------------------------------------------------------------ the lab: no bonding driver
+# ------------------------------------------------------------------ the container lab, on either kernel
+
+KERNELS = pytest.mark.parametrize("host_bonding", [False, True], ids=["kernel-without-bonding", "kernel-with-bonding"])
 
 
-def test_gather_and_a_dry_run_send_only_the_probe_and_file_reads(lab: Params) -> None:
-    hosts = {n.name: container(lab, n.name) for n in lab.nodes}
+@KERNELS
+def test_gather_and_a_dry_run_send_only_the_probe_and_file_reads(lab: Params, host_bonding: bool) -> None:
+    hosts = {n.name: container(lab, n.name, host_bonding) for n in lab.nodes}
     run = driver.StageRun(stage.BondingStage(lab), hosts, dry_run=True)
     run.gather()
     run.make_plan()
@@ -158,8 +168,10 @@ def test_gather_and_a_dry_run_send_only_the_probe_and_file_reads(lab: Params) ->
     assert res.program == run.plan.program() and len(res.program) == 2
 
 
-def test_no_driver_apply_runs_exactly_the_planned_validation_and_says_not_applied(lab: Params) -> None:
-    hosts = {n.name: container(lab, n.name) for n in lab.nodes}
+@KERNELS
+def test_container_apply_runs_exactly_the_planned_validation_and_says_not_applied(lab: Params,
+                                                                                  host_bonding: bool) -> None:
+    hosts = {n.name: container(lab, n.name, host_bonding) for n in lab.nodes}
     s = stage.BondingStage(lab)
     p = s.plan(s.gather(hosts))
     for f in hosts.values():
@@ -173,9 +185,23 @@ def test_no_driver_apply_runs_exactly_the_planned_validation_and_says_not_applie
         assert all(w.what.startswith(TMP + "/") for w in f.writes)
         o = res.outcome(n.name)
         assert o.outcome == "not applied"
-        assert o.detail.startswith("not applied: this kernel has no bonding driver (no /sys/module/bonding")
+        assert o.detail.startswith("not applied: no NICs to bond on this node (bond0 is a plain veth link, ")
         assert o.detail.endswith("; rendered files validated on the node (ifquery, ifup --no-act), nothing written")
     assert not res.changed
+
+
+@KERNELS
+def test_container_verify_claims_no_bond_and_passes_on_either_kernel(lab: Params, host_bonding: bool) -> None:
+    hosts = {n.name: container(lab, n.name, host_bonding) for n in lab.nodes}
+    v = stage.verify(hosts, lab)
+    assert v.ok, str(v)
+    rows = {(c.node, c.check): c.detail for c in v.checks}
+    for n in lab.nodes:
+        honest = rows[(n.name, "no bond claimed where none can be made")]
+        assert honest == ("not applied: no NICs to bond on this node; bond0 is a plain veth link, "
+                          "bond1 is a plain veth link, not a bond")
+        assert (n.name, f"private address {n.private_ip}/24 on bond0") in rows
+    assert not any("MII" in c.check or "slave" in c.check for c in v.checks)
 
 
 def test_files_ifupdown_rejects_fail_the_stage_naming_the_check(lab: Params) -> None:

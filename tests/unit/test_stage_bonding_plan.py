@@ -58,8 +58,9 @@ def node_facts(
     sources: bool = True,
     foreign: tuple[stage.Declaration, ...] = (),
     bonds_up: bool = False,
+    plain: tuple[str, ...] = (),
 ) -> stage.NodeFacts:
-    links = {n: stage.Link(n, "device") for n in nics}
+    links = {n: stage.Link(n, "device") for n in nics} | {b: stage.Link(b, "veth") for b in plain}
     bonds = {}
     if bonds_up:
         for b in ("bond0", "bond1"):
@@ -186,8 +187,28 @@ def test_no_driver_is_not_applied_with_plain_words_and_a_lab_note(lab: Params) -
     assert [o.node for o in p.ops] == ["vm-node1", "vm-node2"] and not any(o.mutates for o in p.ops)
     for n in lab.nodes:
         assert p.not_applicable[n.name].startswith("not applied: this kernel has no bonding driver")
-    assert any("plain links" in note and "validates" in note for note in p.notes)
+    assert any(note.startswith("No bonding driver") and "validates" in note for note in p.notes)
     assert p.program()[0].startswith("vm-node1  validate hakit-bond0 sha256 ")
+
+
+@pytest.mark.parametrize("driver", [False, True], ids=["kernel-without-bonding", "kernel-with-bonding"])
+def test_the_container_layout_is_not_applied_alike_on_either_kernel(lab: Params, driver: bool) -> None:
+    """bond0/bond1 plain veths and no eth0..eth3: nothing to enslave, whatever the host kernel can do."""
+    p = stage.plan(lab, facts_for_all(lab, driver=driver, nics=(), plain=("bond0", "bond1")))
+    assert p.empty and [type(o) for o in p.ops] == [stage.ValidateInterfaces, stage.ValidateInterfaces]
+    for n in lab.nodes:
+        why = p.not_applicable[n.name]
+        assert why.startswith("not applied: no NICs to bond on this node (bond0 is a plain veth link, "
+                              "bond1 is a plain veth link; eth0, eth1, eth2, eth3 absent; bonding driver: ")
+        assert ("bonding driver: yes, loaded" if driver else "bonding driver: no, no /sys/module/bonding") in why
+    assert [note.split(":")[0] for note in p.notes] == ["No NICs to bond"]
+    assert "plain link per network" in p.notes[0] and "not bonds" in p.notes[0]
+
+
+def test_slave_nics_without_a_driver_say_the_kernel(lab: Params) -> None:
+    """The four NICs (lab.links: slaves) on a kernel that cannot bond: the driver is the reason."""
+    p = stage.plan(lab, facts_for_all(lab, driver=False, plain=("bond0", "bond1")))
+    assert all(w.startswith("not applied: this kernel has no bonding driver") for w in p.not_applicable.values())
 
 
 def test_missing_slaves_are_named(lab: Params) -> None:

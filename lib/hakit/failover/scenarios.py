@@ -112,11 +112,11 @@ def _online(c: "TrialContext") -> None:
 
 
 def _ring0_down(c: "TrialContext") -> None:
-    c.lab.link(c.active, c.params.networks.private.bond, up=False)
+    c.lab.link(c.active, "ring0", up=False)  # by role: one plain link, or both NICs of the pair
 
 
 def _ring0_up(c: "TrialContext") -> None:
-    c.lab.link(c.active, c.params.networks.private.bond, up=True)
+    c.lab.link(c.active, "ring0", up=True)
 
 
 def _kill_corosync(c: "TrialContext") -> None:

@@ -75,12 +75,10 @@ class Lab:
         self.image = ImageCache(self.cfg.image_cache, ImageSpec.for_release(self.cfg.release, self.cfg.image),
                                 mirror=self.cfg.mirror)
         self.vm_image = VmImageCache(self.cfg.image_cache, mirror=self.cfg.mirror, suite=self.cfg.release)
-        has_bond, self.bonding_reason = net.bonding_available()
-        self.bonding = has_bond
-        mode = self.cfg.links
-        if mode == "auto":
-            mode = "slaves" if has_bond else "bond-names"
-        self.net = net.plan_network(params, mode)
+        # What this kernel can do is reported (`lab status`), and checked where the params ask for
+        # slaves; the layout is what the params say, the same on every kernel.
+        self.bonding, self.bonding_reason = net.bonding_available()
+        self.net = net.plan_network(params, self.cfg.links)
 
     # ------------------------------------------------------------- state
 
@@ -140,6 +138,11 @@ class Lab:
 
     def preflight(self) -> None:
         """Refuse to start where the lab cannot run or would collide with this machine's networks."""
+        if self.cfg.links == "slaves" and not self.bonding and len(self.vm_nodes) < len(self.params.nodes):
+            raise LabError(
+                f"lab.links: slaves gives container nodes four NICs to bond, but they share this machine's "
+                f"kernel and {self.bonding_reason}; use lab.links: bond-names (the default) or make the nodes "
+                "VMs (lab.kinds: <node>: vm), which have their own kernel")
         if os.geteuid() != 0:
             raise LabError("the lab needs root (network namespaces, bridges, mounts, containers)")
         tools = ["systemd-nspawn", "debootstrap", "ip", "nft", "ssh", "ssh-keygen"]
@@ -459,18 +462,24 @@ class Lab:
         if wait:
             self._wait_ready(name)
 
-    def link(self, name: str, iface: str, up: bool) -> None:
-        """Pull (or plug back) the cable of one node interface: the node sees carrier loss."""
+    def link(self, name: str, link: str, up: bool) -> None:
+        """Pull (or plug back) cables of a node: the node sees carrier loss. `link` is a role (ring0 or
+        private, ring1 or public: every cable of that network), a bond name of the params (the same), or
+        one interface of the node; the same roles work in every layout (see `net.NodeNet.cables`)."""
         self.params.node(name)
-        ln = self.net.node(name).link(iface)
+        cables = self.net.node(name).cables(link)
+        ends = [ln.node_end for ln in cables]
         if self.is_vm(name):
             self._require_running(name)
-            vm.set_link(self.vm_paths(name), ln.node_end, up)
+            for ln in cables:
+                vm.set_link(self.vm_paths(name), ln.node_end, up)
             down = set(self._node_state(name).get("links_down", []))
-            self._record_node(name, links_down=sorted(down - {iface} if up else down | {iface}))
+            self._record_node(name, links_down=sorted(down - set(ends) if up else down | set(ends)))
         else:
-            net.set_link(ln.host_end, up)
-        self.progress(f"{name}: {iface} cable {'plugged in' if up else 'pulled'}")
+            for ln in cables:
+                net.set_link(ln.host_end, up)
+        what = link if ends == [link] else f"{link} ({', '.join(ends)})"
+        self.progress(f"{name}: {what} cable{'s' if len(ends) > 1 else ''} {'plugged in' if up else 'pulled'}")
 
     def gateway(self, name: str, reachable: bool) -> None:
         """Cut (or restore) one node's path to the gateway; other nodes keep theirs."""

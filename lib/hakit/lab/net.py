@@ -30,6 +30,10 @@ class Link:
     address: str | None  # CIDR on the node end, if the lab configures one
 
 
+# A link's role -> the network that carries it: corosync ring0 runs on the private network, ring1 on the public one.
+ROLES = {"ring0": "private", "private": "private", "ring1": "public", "public": "public"}
+
+
 @dataclass(frozen=True)
 class NodeNet:
     name: str
@@ -37,20 +41,35 @@ class NodeNet:
     links: tuple[Link, ...]
     gateway: str | None
     kind: str = "container"  # or "vm": a qemu VM whose NICs are taps, its addresses set by the guest
+    bonds: tuple[tuple[str, str], ...] = ()  # (network, bond name from the params), e.g. ("private", "bond0")
 
     @property
     def public_dev(self) -> str | None:
         """The interface that carries the node's public address (and its default route)."""
         return next((ln.node_end for ln in self.links if ln.network == "public" and ln.address), None)
 
-    def link(self, node_iface: str) -> Link:
-        for ln in self.links:
-            if ln.node_end == node_iface:
-                return ln
-        raise KeyError(
-            f"node {self.name} has no interface {node_iface!r}; it has: "
-            + ", ".join(ln.node_end for ln in self.links)
+    def cables(self, name: str) -> tuple[Link, ...]:
+        """The cables one name stands for, the same names in every layout: a role (ring0 or private,
+        ring1 or public) or a bond name of the params (bond0, bond1) gives every cable of that
+        network (one plain link, or both NICs of the pair); an interface of the node gives its own
+        cable (eth2 alone, in the four-NIC layout)."""
+        network = ROLES.get(name) or dict((b, n) for n, b in self.bonds).get(name)
+        if network is None:
+            for ln in self.links:
+                if ln.node_end == name:
+                    return (ln,)
+            raise KeyError(f"node {self.name} has no link {name!r}; {self.link_names()}")
+        return tuple(ln for ln in self.links if ln.network == network)
+
+    def link_names(self) -> str:
+        """What `cables` accepts on this node, in words."""
+        by_net = {n: b for n, b in self.bonds}
+        roles = ", ".join(
+            f"{role} or {net}" + (f" ({by_net[net]})" if net in by_net else "")
+            for role, net in (("ring0", "private"), ("ring1", "public"))
         )
+        ifaces = ", ".join(ln.node_end for ln in self.links)
+        return f"name a role: {roles}; or an interface: {ifaces}"
 
 
 @dataclass(frozen=True)
@@ -75,7 +94,8 @@ class LabNet:
 
 
 def bonding_available() -> tuple[bool, str]:
-    """Whether this kernel can make bonds; the reason is shown in `lab status`."""
+    """Whether this kernel can make bonds: shown in `lab status`, and required by `lab.links: slaves`
+    (the layout itself never depends on it)."""
     if Path("/sys/module/bonding").exists():
         return True, "bonding driver loaded"
     release = os.uname().release
@@ -135,6 +155,7 @@ def plan_network(params: Params, links_mode: str) -> LabNet:
                 links=tuple(links),
                 gateway=str(nets.public.gateway),
                 kind=kind,
+                bonds=(("private", nets.private.bond), ("public", nets.public.bond)),
             )
         )
     return LabNet(

@@ -5,8 +5,9 @@ plans (pure) and verifies; the driver applies. A plan holds two kinds of
 operation: `ValidateInterfaces` (ifupdown's own parser checks the rendered files
 in a private temp dir; read-only) and `SafeApplyBonds` (the files installed under
 a revert timer, because re-plumbing the network can cut the SSH session doing
-it). Where the kernel has no bonding driver (the local lab: containers share a
-host kernel without one) a node only gets the validation and is recorded as
+it). Where a node cannot bond (the container lab: one plain link per network
+named like the bond, no NICs to enslave, whatever the host kernel; or a kernel
+without a bonding driver) it only gets the validation and is recorded as
 "not applied" with the reason.
 """
 
@@ -37,6 +38,7 @@ from .driver import per_node
 
 STAGE = "01 bonding"
 NO_DRIVER = "not applied: this kernel has no bonding driver"
+NO_NICS = "not applied: no NICs to bond on this node"
 MAIN_FILE = "/etc/network/interfaces"
 WORK_DIR = "/var/lib/hakit/bonding"  # on the node: staged files, backup, apply and revert scripts
 REVERT_UNIT = "hakit-bonding-revert"
@@ -105,6 +107,11 @@ class NodeFacts:
     def kind(self, name: str) -> str:
         link = self.links.get(name)
         return link.kind if link else "absent"
+
+    def plain_links(self, bonds: list[str], slaves: list[str]) -> bool:
+        """Every bond name is a link that is not a bond, and none of the slave NICs exists: the
+        container lab's layout, which no kernel can bond (nothing to enslave)."""
+        return all(self.kind(b) not in ("bond", "absent") for b in bonds) and self.missing(slaves) == slaves
 
 
 @dataclass(frozen=True, repr=False)
@@ -378,12 +385,18 @@ def plan(params: Params, facts: BondingFacts, options: BondOptions | None = None
         if len(applies) > 1:
             p.notes.append("Bonds are brought up one node at a time: the next node starts only after the "
                            "previous one confirmed its bonds over a fresh SSH session.")
+    if any(r.startswith(NO_NICS) for r in p.not_applicable.values()):
+        p.notes.append(
+            "No NICs to bond: the container lab gives each node one plain link per network, named like the "
+            "bond so later stages work; they are not bonds, and no kernel could bond them. The stage renders "
+            "the bond files, validates them on each node with ifupdown's parser in a temp dir, writes "
+            "nothing, and records 'not applied'. Real bonds: a VM node (params/lab-bonding.yaml)."
+        )
     if any(r.startswith(NO_DRIVER) for r in p.not_applicable.values()):
         p.notes.append(
-            "No bonding driver: the running kernel cannot make bonds (the local lab's containers share such a "
-            "kernel). The stage renders the bond files and validates them on each node with ifupdown's parser "
-            "in a temp dir, writes nothing, and records 'not applied'. The lab's bond0/bond1 are plain links "
-            "named like the bonds so later stages work; they are not bonds."
+            "No bonding driver: the running kernel cannot make bonds. The stage renders the bond files and "
+            "validates them on each node with ifupdown's parser in a temp dir, writes nothing, and records "
+            "'not applied'."
         )
     if applies:
         p.notes.append(
@@ -395,6 +408,9 @@ def plan(params: Params, facts: BondingFacts, options: BondOptions | None = None
 
 def _blocker(params: Params, f: NodeFacts) -> str | None:
     """Why bonding cannot be applied on this node, or None."""
+    if f.plain_links(bond_names(params), slave_names(params)):
+        return f"{NO_NICS} ({_plain(f, bond_names(params))}; {', '.join(slave_names(params))} absent; " \
+               f"bonding driver: {'yes, ' if f.driver else 'no, '}{f.driver_detail})"
     if not f.driver:
         return f"{NO_DRIVER} ({f.driver_detail})"
     missing = f.missing(slave_names(params))
@@ -860,22 +876,28 @@ def verify(hosts: Mapping[str, Runner], params: Params, options: BondOptions | N
     return v
 
 
+def _plain(f: NodeFacts, bonds: list[str]) -> str:
+    return ", ".join(f"{b} is a plain {f.kind(b)} link" for b in bonds)
+
+
 def _verify_node(h: Runner, params: Params, w: Wanted) -> list[Check]:
     n = params.node(h.name)
     f = _gather_node(h, params)
     out: list[Check] = []
-    if f.driver:
+    no_nics = f.plain_links(w.bonds, w.slaves)
+    if f.driver and not no_nics:
         out += check_bonds(n.name, w.nets, w.timers, f.bonds)
     else:
-        kinds = ", ".join(f"{b} is a plain {f.kind(b)} link" for b in w.bonds)
+        why = NO_NICS if no_nics else NO_DRIVER
         claimed = bool(f.bonds) or any(f.kind(b) == "bond" for b in w.bonds)
-        out.append(Check(n.name, "no bond claimed without a driver", not claimed, f"{NO_DRIVER}; {kinds}, not a bond"))
+        out.append(Check(n.name, "no bond claimed where none can be made", not claimed,
+                         f"{why}; {_plain(f, w.bonds)}, not a bond"))
         out += validate_files(h, w)
     nets = (("private", params.networks.private, n.private_ip), ("public", params.networks.public, n.public_ip))
     for label, net, ip in nets:
         cidr = f"{ip}/{net.subnet.prefixlen}"
         on = [link.name for link in f.links.values() if cidr in link.addresses]
-        ok = net.bond in on or (not f.driver and bool(on))
+        ok = net.bond in on or ((not f.driver or no_nics) and bool(on))
         where = f"on {', '.join(on)}" if on else "missing: connectivity lost?"
         out.append(Check(n.name, f"{label} address {cidr} on {net.bond}", ok, where))
     return out
