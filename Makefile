@@ -1,25 +1,38 @@
 # Two commands on a fresh Debian 12 machine, as root:
-#   make demo   install everything, bring up the local lab, run the runbook on it
-#   make test   install everything, run the whole test suite (unit + lab)
+#   make demo   install what the lab needs, bring up the local lab, run the runbook on it
+#   make test   install everything the tests need, run the whole test suite (unit + lab)
 SHELL := /bin/bash
 PY := .venv/bin/python
 PARAMS ?= params/lab.yaml
-# qemu-system-x86, qemu-utils, e2fsprogs: the VM lab node (params/lab-bonding.yaml, tests marked `vm`).
-APT_PACKAGES := systemd-container debootstrap openssh-client iproute2 nftables curl python3-venv qemu-system-x86 qemu-utils e2fsprogs
+# What this machine needs for the container lab (and the venv).
+APT_LAB := systemd-container debootstrap openssh-client iproute2 nftables curl python3-venv
+# What a VM lab node needs on top: only for params with VM nodes (`lab.kinds: <node>: vm`, e.g.
+# params/lab-bonding.yaml) and for `make test` (tests marked `vm`); VM=1 asks for it whatever PARAMS says.
+APT_VM := qemu-system-x86 qemu-utils e2fsprogs
+VM ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv demo test test-unit lab-up lab-status lab-down bench clean training
+.PHONY: setup apt apt-vm venv demo test test-unit lab-up lab-status lab-down bench clean training
 
-setup: apt venv
+setup: apt venv apt-vm
+
+# $(call apt_install,packages,what for): apt-get only when one of them is missing, never the Recommends.
+apt_install = if [ "$$(dpkg-query -W -f='$${Status}\n' $(1) 2>/dev/null | grep -c '^install ok installed$$')" -eq "$(words $(1))" ]; then \
+	  echo "apt: $(2): $(1) already installed"; \
+	else \
+	  echo "apt: $(2): installing $(1) (--no-install-recommends)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(1); \
+	fi
 
 apt:
-	@if ! dpkg-query -W -f='$${Status}\n' $(APT_PACKAGES) 2>/dev/null | grep -qv 'install ok installed' \
-	    && [ "$$(dpkg-query -W -f='$${Status}\n' $(APT_PACKAGES) 2>/dev/null | wc -l)" -eq "$(words $(APT_PACKAGES))" ]; then \
-	  echo "apt: $(APT_PACKAGES) already installed"; \
-	else \
-	  echo "apt: installing $(APT_PACKAGES)"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
-	fi
+	@$(call apt_install,$(APT_LAB),the container lab)
+
+apt-vm: venv
+	@if [ -n "$(VM)" ]; then why="VM=$(VM)"; \
+	else kinds=$$($(PY) -m hakit lab kinds --params $(PARAMS)) || exit 1; \
+	  vms=$$(awk '$$2 == "vm" {print $$1}' <<<"$$kinds" | paste -sd, -); why=$${vms:+$(PARAMS) has VM nodes ($$vms)}; fi; \
+	if [ -n "$$why" ]; then $(call apt_install,$(APT_VM),$$why); \
+	else echo "apt: $(PARAMS) has no VM node: qemu is not needed (VM=1 installs it anyway)"; fi
 
 venv: .venv/.stamp
 
@@ -37,6 +50,8 @@ demo: setup
 	$(PY) -m hakit run --params $(PARAMS) --stages all $(FAILOVER_FLAG)
 	$(PY) -m hakit check --params $(PARAMS)
 
+# The whole suite includes the tests marked `vm`: the VM tooling comes too.
+test: VM = 1
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 

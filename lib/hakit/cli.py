@@ -88,6 +88,15 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kinds(args: argparse.Namespace) -> int:
+    """One line per lab node: its name and how the lab runs it (container or vm); nothing for real hosts."""
+    params = load_params(args.params)
+    if params.lab is not None:
+        for n in params.nodes:
+            print(f"{n.name} {params.lab.kind(n.name)}")
+    return 0
+
+
 def cmd_ssh(args: argparse.Namespace) -> int:
     lab = _lab(args)
     lab.params.node(args.node)
@@ -265,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="machine-readable output for scripts")
     st.add_argument("--no-probe", action="store_true", help="do not ssh into nodes")
     add("down", cmd_down, "remove everything the lab made (image cache stays)")
+    add("kinds", cmd_kinds, "list each node and how the lab runs it: container or vm "
+                            "(`make setup` installs qemu only when one is a vm)")
     s = add("ssh", cmd_ssh, "open a shell on a node, or run a command (exit code passed through)")
     s.add_argument("node")
     s.add_argument("command", nargs=argparse.REMAINDER)

@@ -159,7 +159,7 @@ def labvm_params(tmp_path_factory) -> Path:
 def _labvm_session(labvm_params):
     missing = [t for t in VM_TOOLS if not shutil.which(t)]
     if missing and not _lab_unavailable():
-        reason = f"missing tools for the VM node: {', '.join(missing)} (run `make setup`)"
+        reason = f"missing tools for the VM node: {', '.join(missing)} (run `make setup VM=1`; `make test` does)"
         if os.environ.get("CI"):
             pytest.fail(f"the VM lab cannot start under CI: {reason}")
         pytest.skip(reason)

@@ -155,7 +155,8 @@ class Lab:
             tools.append("curl")  # fetches the compressed indices for the package mirror
         missing = [t for t in tools if not shutil.which(t)]
         if missing:
-            raise LabError(f"missing tools: {', '.join(missing)}; run `make setup` to install them")
+            vm_hint = " (with PARAMS=<this params file> or VM=1: qemu comes only for VM labs)" if self.vm_nodes else ""
+            raise LabError(f"missing tools: {', '.join(missing)}; run `make setup`{vm_hint} to install them")
         own = set(self.net.bridges.values())
         subnets = [self.params.networks.private.subnet, self.params.networks.public.subnet]
         bad = net.conflicting_routes(subnets, own)

@@ -125,7 +125,7 @@ class VmImageCache(ImageCache):
         """Return the cached VM image, building it first if needed."""
         for tool in ("mke2fs", "qemu-system-x86_64", "qemu-img"):
             if not shutil.which(tool):
-                raise RuntimeError(f"{tool} is not installed; run `make setup` (apt-get install qemu-system-x86 qemu-utils)")
+                raise RuntimeError(f"{tool} is not installed; run `make setup VM=1` (apt-get install --no-install-recommends qemu-system-x86 qemu-utils e2fsprogs)")
         self.ensure(progress)
         return self.artefacts
 
