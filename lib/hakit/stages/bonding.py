@@ -409,8 +409,8 @@ def plan(params: Params, facts: BondingFacts, options: BondOptions | None = None
 def _blocker(params: Params, f: NodeFacts) -> str | None:
     """Why bonding cannot be applied on this node, or None."""
     if f.plain_links(bond_names(params), slave_names(params)):
-        return f"{NO_NICS} ({_plain(f, bond_names(params))}; {', '.join(slave_names(params))} absent; " \
-               f"bonding driver: {'yes, ' if f.driver else 'no, '}{f.driver_detail})"
+        return (f"{NO_NICS} ({_plain(f, bond_names(params))}; {', '.join(slave_names(params))} absent; "
+                f"bonding driver: {'yes' if f.driver else 'no'}, {f.driver_detail})")
     if not f.driver:
         return f"{NO_DRIVER} ({f.driver_detail})"
     missing = f.missing(slave_names(params))
