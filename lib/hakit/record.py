@@ -162,6 +162,15 @@ def save(
     return StageRecord(data, folder, list(items))
 
 
+def write_files(record_dir: str | Path, artifacts: Mapping[str, object]) -> list[str]:
+    """Artifacts written beside a record without touching record.json (e.g. logs next to error.json)."""
+    items = _flatten(artifacts)
+    paths = {name: _artifact_path(name) for name in items}
+    for name, value in items.items():
+        _write_artifact(Path(record_dir) / paths[name], value)
+    return list(items)
+
+
 def load(record_dir: str | Path) -> dict[str, Any] | None:
     """A saved record, or None when the stage saved none (it failed first, or does not call save)."""
     path = Path(record_dir) / RECORD_FILE

@@ -164,3 +164,29 @@ def test_failed_install_unmasks_and_names_what_changed() -> None:
         run.apply()
     assert "vm-node2: systemctl mask corosync.service pacemaker.service" in e.value.changed
     assert "systemctl unmask corosync.service pacemaker.service" in hosts["vm-node2"].commands
+
+
+def test_record_keeps_each_nodes_journal_for_the_runs_window(tmp_path) -> None:
+    hosts = fakes("converged")
+    hosts["vm-node1"].answer(r"^journalctl -u corosync -u pacemaker --since=@\d+ --until=@\d+ ",
+                             "2026-12-01T12:00:00.000000+00:00 vm-node1 corosync[1]: [KNET] link up\n")
+    hosts["vm-node2"].fail_on.append(r"^journalctl")
+    run = driver.run_stage(stage.PackagesStage(TRIXIE), hosts, dry_run=False, record_dir=str(tmp_path))
+    run.save()
+    assert "[KNET] link up" in (tmp_path / "journal" / "vm-node1.log").read_text()
+    assert (tmp_path / "journal" / "vm-node2.log").read_text().startswith("(journalctl exited 1")
+    since, until = (int(x) for x in __import__("re").search(
+        r"--since=@(\d+) --until=@(\d+)", hosts["vm-node1"].commands[-1]).groups())
+    assert until - since >= 2 * driver.JOURNAL_MARGIN_S
+
+
+def test_a_failed_stage_leaves_the_journals_beside_error_json(tmp_path) -> None:
+    hosts = fakes("bare")
+    hosts["vm-node1"].answer(r"^journalctl", "a line\n")
+    hosts["vm-node2"].fail_on.append(r"apt-get install")
+    run = driver.StageRun(stage.PackagesStage(TRIXIE), hosts, dry_run=False, record_dir=str(tmp_path))
+    run.gather()
+    run.make_plan()
+    with pytest.raises(driver.StageFailed):
+        run.apply()
+    assert (tmp_path / "error.json").exists() and (tmp_path / "journal" / "vm-node1.log").read_text() == "a line\n"

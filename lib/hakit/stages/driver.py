@@ -198,6 +198,28 @@ def apply(plan: Plan, hosts: MutableMapping[str, Runner], *, dry_run: bool = Tru
     return applied_result(plan, execute(plan, ctx, parallel=parallel))
 
 
+JOURNAL_UNITS = ("corosync", "pacemaker")
+JOURNAL_MARGIN_S = 5.0  # either side of the window: node clocks may differ from this machine's a little
+
+
+def journal_window(hosts: Mapping[str, Runner], since: float, until: float) -> dict[str, str]:
+    """Each node's journal of corosync and pacemaker between two wall-clock times (node -> text).
+
+    A node that cannot be read (powered off, unreachable) gets a line saying why instead."""
+    units = " ".join(f"-u {u}" for u in JOURNAL_UNITS)
+    cmd = (f"journalctl {units} --since=@{since - JOURNAL_MARGIN_S:.0f} --until=@{until + JOURNAL_MARGIN_S:.0f} "
+           "--no-pager -o short-iso-precise")
+
+    def one(h: Runner) -> str:
+        try:
+            r = h.run(cmd, check=False, timeout=30)
+        except Exception as e:  # noqa: BLE001 - a record is still written; the reason goes into it
+            return f"(journal not read: {e})\n"
+        return r.stdout if r.ok else f"(journalctl exited {r.exit_code}: {r.stderr.strip()})\n"
+
+    return {f"{n}.log": text for n, text in per_node(hosts, list(hosts), one).items()}
+
+
 @contextmanager
 def locked(hosts: MutableMapping[str, Runner]) -> Iterator[str]:
     """Hold the cluster lock for a change (re-entrant inside `hakit run`); released on every path."""
@@ -223,8 +245,11 @@ class StageRun:
     result: StageResult | None = None
     verification: Verification | None = None
     artifacts: dict[str, object] = field(default_factory=dict)
+    started: float | None = None  # wall clock of the first gather: the start of this run's journal window
 
     def gather(self) -> Any:
+        if self.started is None:
+            self.started = time.time()
         self.facts = self._guard(lambda: self.stage.gather(self.hosts))
         return self.facts
 
@@ -286,8 +311,14 @@ class StageRun:
             self.apply()
         assert self.result is not None
         saved = records.save(self.result, self.record_dir, verification=self.verification,
-                             artifacts={**self.artifacts, **(artifacts or {})})
+                             artifacts={**self.artifacts, **(artifacts or {}), **self._journals()})
         return saved
+
+    def _journals(self) -> dict[str, object]:
+        """corosync's and pacemaker's journal of every node for this run's window (files under journal/)."""
+        if not self.record_dir or self.started is None:
+            return {}
+        return {"journal": journal_window(self.hosts, self.started, time.time())}
 
     def raise_if_failed(self) -> None:
         if not self.dry_run and self.verification is not None:
@@ -301,10 +332,12 @@ class StageRun:
             raise
 
     def _record_error(self, e: Exception) -> None:
-        """error.json in the record folder, with this stage's name on a HakitError."""
+        """error.json in the record folder, with this stage's name on a HakitError, and the journals."""
         if isinstance(e, HakitError) and e.stage is None:
             e.stage = self.stage.name
         save_error(e, self.record_dir)
+        if self.record_dir:
+            records.write_files(self.record_dir, self._journals())
 
     def _repr_html_(self) -> str:
         parts = [f"<h3>{html.escape(self.stage.name)}{' (dry run)' if self.dry_run else ''}</h3>"]
