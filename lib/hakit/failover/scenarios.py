@@ -355,9 +355,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "gateway-loss-both", "no node reaches the gateway any more; then the standby regains it",
             "pingd drops to 0 on both nodes, vip-needs-gateway bans the VIP everywhere and Apache stops with it "
-            "(colocation): the service stops, by design, and stays stopped while no node reaches the gateway. Each "
-            "node's ping monitor notices on its own schedule, so the service may first move to the node that has "
-            "not noticed yet, then stop. Once the standby regains the gateway, the VIP and Apache start there; when "
+            "(colocation): the service stops, by design, and stays stopped while no node reaches the gateway. pingd "
+            "need not drop on both nodes at once, so the service may first move to the node whose pingd is still up, "
+            "then stop. Once the standby regains the gateway, the VIP and Apache start there; when "
             "the preferred node does, they fail back",
             moves=True, outage_expected=True, inject=_gateway_cut_all, restore=_gateway_back_all,
             heal=_gateway_back_other, heal_when=service_stopped, heal_hold_s=5.0, heal_after_s=60.0,
