@@ -195,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         out = run(
-            args.params, stages=args.stages, dry_run=args.dry_run, failover=args.failover,
+            args.params, stages=args.stages, dry_run=args.dry_run, failover=args.failover, scenarios=args.scenarios,
             out_root=Path(args.out) if args.out else None, html=not args.no_html,
             command="python -m hakit " + shlex.join(sys.argv[1:]),
         )
@@ -309,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stages", default="all", help="all, a number, a range (1-3) or a list (1,3)")
     r.add_argument("--dry-run", action="store_true", help="show plans only; change nothing")
     r.add_argument("--failover", action="store_true", help="also run notebooks/07_failover_tests.ipynb at the end")
+    r.add_argument("--scenarios", default="", help="with --failover: comma-separated scenario names, 'default' "
+                   "(the notebook's default), 'extended' (pacemakerd-kill ... gateway-loss-both) or 'all'")
     r.add_argument("--out", default="", help="folder to create the run folder in (default runs/)")
     r.add_argument("--no-html", action="store_true", help="skip the HTML export of each notebook")
     r.set_defaults(func=cmd_run)
@@ -343,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--profiles", default="seed,fast", help="comma-separated timing profiles (default seed,fast)")
     bf.add_argument("--trials", type=int, default=5, help="trials per scenario and profile (default 5)")
     bf.add_argument("--scenarios", default="default",
-                    help="comma-separated scenario names, 'all', or 'default' (the six of the issue plus split-brain)")
+                    help="comma-separated scenario names, 'default' (the six of the issue plus split-brain), "
+                    "'extended' (pacemakerd-kill, apache-kill-loop, resource-fail, passive-crash, gateway-loss-both) "
+                    "or 'all'")
     bf.set_defaults(func=cmd_bench_failover)
     bs = bsub.add_parser("soak", help="watch a healthy cluster for a while (nothing injected); prints client "
                                       "success ratio, spurious failovers, dual-VIP ARP samples")

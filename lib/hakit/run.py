@@ -164,12 +164,20 @@ class Plan:
     params: Params
     notebooks: list[Path]
     dry_run: bool
+    scenarios: str = ""  # the failover notebook's `scenarios` ("" leaves its default)
 
 
-def prepare_run(params_file: str, stages: str = "all", dry_run: bool = False, failover: bool = False) -> Plan:
+def prepare_run(params_file: str, stages: str = "all", dry_run: bool = False, failover: bool = False,
+                scenarios: str = "") -> Plan:
     """Validate everything a run needs; raises ParamsError/ValueError before any file or host is touched."""
     params_path = resolve(params_file).resolve()
     params = load_params(params_path)
+    if scenarios:
+        if not failover:
+            raise ValueError(f"--scenarios {scenarios}: the scenarios are the failover notebook's; add --failover")
+        from .failover.scenarios import select as select_scenarios
+
+        select_scenarios(scenarios, fencing=params.pacemaker.stonith_enabled)  # unknown names fail here
     if site.inventory(params).check_before_run:
         # A real site's key and known_hosts must be readable now, not in the first notebook.
         # (The lab writes its own when it comes up, so they are checked on connect.)
@@ -179,7 +187,7 @@ def prepare_run(params_file: str, stages: str = "all", dry_run: bool = False, fa
     notebooks = select(stages)
     if failover:
         notebooks.append(failover_notebook())
-    return Plan(params_path, params, notebooks, dry_run)
+    return Plan(params_path, params, notebooks, dry_run, scenarios)
 
 
 def _stage_entry(nb: Path, folder: Path, dry_run: bool) -> dict[str, Any]:
@@ -239,6 +247,8 @@ def _execute(nb: Path, dst: Path, plan: Plan, rec_dir: Path, ipc_dir: str,
         parameters["dry_run"] = plan.dry_run
     if "record_dir" in declared:
         parameters["record_dir"] = str(rec_dir)
+    if plan.scenarios and "scenarios" in declared:
+        parameters["scenarios"] = plan.scenarios
     try:
         pm.execute_notebook(
             str(nb), str(dst), parameters=parameters, cwd=str(repo_root()), progress_bar=False,
@@ -266,9 +276,11 @@ def run(
     html: bool = True,
     progress: Progress = _print,
     command: str | None = None,
+    scenarios: str = "",
 ) -> Path:
-    """Run the chosen notebooks into a new run folder; return it. Raises RunFailed (folder attached) on failure."""
-    plan = prepare_run(params_file, stages, dry_run, failover)  # bad input stops here
+    """Run the chosen notebooks into a new run folder; return it. Raises RunFailed (folder attached) on failure.
+    ``scenarios`` picks the failover notebook's scenarios (with ``failover``; "" keeps its default)."""
+    plan = prepare_run(params_file, stages, dry_run, failover, scenarios)  # bad input stops here
     params = plan.params
     started = datetime.now(timezone.utc)
     folder = (out_root or repo_root() / "runs") / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{params.cluster.name}"

@@ -30,7 +30,7 @@ def test_naming_a_fencing_scenario_on_an_unfenced_cluster_is_refused():
 
 
 def test_unknown_names_list_the_valid_ones():
-    with pytest.raises(ValueError, match=r"\['nod-crash'\]: unknown; valid: all, default, idle, node-crash"):
+    with pytest.raises(ValueError, match=r"\['nod-crash'\]: unknown; valid: all, default, extended, idle, node-crash"):
         select("nod-crash")
 
 

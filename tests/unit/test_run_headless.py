@@ -163,3 +163,25 @@ def test_failover_lines_are_passed_on_as_they_come() -> None:
     assert seen == ["    node-crash #1: inject on vm-node1"]
     echo.write("time 7.68 s\n\n")
     assert seen[-1] == "    node-crash #1: downtime 7.68 s" and len(seen) == 2
+
+
+def test_failover_scenarios_are_chosen_and_checked_before_anything_runs():
+    plan = hrun.prepare_run("params/lab.yaml", "1", failover=True, scenarios="extended")
+    assert plan.scenarios == "extended" and plan.notebooks[-1].name == hrun.FAILOVER_NOTEBOOK
+    assert hrun.prepare_run("params/lab.yaml", "1", failover=True).scenarios == ""
+    with pytest.raises(ValueError, match=r"--scenarios extended: .*add --failover"):
+        hrun.prepare_run("params/lab.yaml", "1", scenarios="extended")
+    with pytest.raises(ValueError, match=r"\['passive-crsh'\]: unknown; valid: all, default, extended"):
+        hrun.prepare_run("params/lab.yaml", "1", failover=True, scenarios="node-crash,passive-crsh")
+
+
+def test_the_chosen_scenarios_reach_the_failover_notebook_only(monkeypatch, tmp_path):
+    import papermill as pm
+
+    sent: dict[str, dict] = {}
+    monkeypatch.setattr(pm, "execute_notebook", lambda src, dst, parameters, **kw: sent.update({Path(src).name: parameters}))
+    plan = hrun.prepare_run("params/lab.yaml", "1", failover=True, scenarios="passive-crash,resource-fail")
+    for nb in plan.notebooks:
+        assert hrun._execute(nb, tmp_path / nb.name, plan, tmp_path / nb.stem, str(tmp_path)) is None
+    assert sent[hrun.FAILOVER_NOTEBOOK]["scenarios"] == "passive-crash,resource-fail"
+    assert "scenarios" not in sent["01_bonding.ipynb"]

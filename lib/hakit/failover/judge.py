@@ -8,11 +8,14 @@ every correctness rule it breaks; `trial_row` makes the typed row of the CSV.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from ..facts.pacemaker import ClusterStatus, FenceEvent
+from ..facts.pacemaker import ClusterStatus, FailedAction, FenceEvent
+from ..params import FailurePolicy
 from . import timeline
-from .scenarios import Scenario
+from .scenarios import Scenario, loop_kills, loop_moves, service_stopped
 from .watch import ArpSample, ClusterSample
 
 
@@ -38,6 +41,9 @@ class Observation:
     # The incident's second phase: after the restore, until the cluster is in its normal placement again.
     home: str = ""  # where the service must end the incident: the preferred node, or the survivor (stickiness)
     t_back: float | None = None  # when the cluster was settled there (None: it never was)
+    policy: FailurePolicy | None = None  # the cluster's failure policy (None: pacemaker's defaults)
+    marks: list[float] = field(default_factory=list)  # when each step of a repeated fault was made
+    notes: dict[str, Any] = field(default_factory=dict)  # what the scenario read on the nodes (its evidence)
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class TrialRow:
     failback_s: float  # client downtime after the restore, until the normal placement (0: no move back)
     incident_s: float  # downtime_s + failback_s: what the whole incident cost a client
     ended: str  # how the incident ended: "in place", "back on <node>", "stays on <node> (stickiness)"
+    evidence: str  # what the scenario's own rules were judged on, in words ("" when it has none)
     ok: bool
     problems: str
 
@@ -84,8 +91,9 @@ def _signature(st: ClusterStatus) -> tuple:
 
 
 def detect_recover(cluster: list[ClusterSample], t_inject: float, t_end: float, baseline: ClusterStatus,
-                   expected: str) -> tuple[float, float]:
-    """When the cluster's view first changed after the fault, and when vip+httpd ran on the expected node again."""
+                   expected: str, recover_from: float | None = None) -> tuple[float, float]:
+    """When the cluster's view first changed after the fault, and when vip+httpd ran on the expected node again
+    (not before ``recover_from``: a two-step fault is over only after its second step)."""
     base_sig = _signature(baseline)
     detect = math.nan
     recover = math.nan
@@ -94,6 +102,8 @@ def detect_recover(cluster: list[ClusterSample], t_inject: float, t_end: float, 
             continue
         if math.isnan(detect) and _signature(s.status) != base_sig:
             detect = s.t - t_inject
+        if recover_from is not None and s.t < recover_from:
+            continue
         if not math.isnan(detect) and s.status.where("vip") == expected and s.status.where("httpd") == expected \
                 and math.isnan(recover):
             recover = s.t - t_inject
@@ -148,8 +158,16 @@ def judge(o: Observation) -> list[str]:
         if o.home != o.active and fb.failed_probes:
             problems.append(f"{fb.failed_probes} failed probe(s) after the restore although stickiness keeps the "
                             f"service on {o.home}")
-    if scn.failcount_httpd and o.httpd_failcount != scn.failcount_httpd:
-        problems.append(f"httpd failcount on {o.active} is {o.httpd_failcount}, expected {scn.failcount_httpd}")
+    want_failcount = scn.expected_failcount(o.policy)
+    if want_failcount and o.httpd_failcount != want_failcount:
+        problems.append(f"httpd failcount on {o.active} is {o.httpd_failcount}, expected {want_failcount}")
+    if not sb:  # CTS's first rule: a primitive runs on one node at most, as the cluster itself reports
+        for rsc in ("vip", "httpd"):
+            twice = [c for c in o.cluster if o.t_inject <= c.t and c.status is not None
+                     and len(c.status.running_on(rsc)) > 1]
+            if twice:
+                problems.append(f"crm_mon showed {rsc} active on {', '.join(twice[0].status.running_on(rsc))} at "
+                                f"once, {twice[0].t - o.t_inject:.1f} s after the fault")
     fenced_ok = [e for e in o.fences if e.ok]
     fenced_failed = [e for e in o.fences if e.status == "failed"]
     if o.fenced_target and not fenced_ok:
@@ -157,7 +175,7 @@ def judge(o: Observation) -> list[str]:
     wrong = sorted({e.target for e in fenced_ok if e.target != o.fenced_target})
     if o.fencing and wrong:
         problems.append(f"fenced {', '.join(wrong)}, which this fault should have spared")
-    if o.t_heal is not None:
+    if o.t_heal is not None and scn.needs_fencing:
         early = [p for p in o.probes if o.t_inject + 0.5 <= p.t < o.t_heal and p.ok]
         if early:
             problems.append(f"served by {early[0].node} {early[0].t - o.t_inject:.1f} s after the fault, before the "
@@ -167,15 +185,169 @@ def judge(o: Observation) -> list[str]:
         if started:
             problems.append(f"{o.other} started the VIP {started[0].t - o.t_inject:.1f} s after the fault, "
                             "before fencing succeeded")
-        if scn.needs_fencing and not fenced_failed:
+        if not fenced_failed:
             problems.append("no failed fencing attempt was recorded while the BMC was gone")
+    rules = RULES.get(scn.name)
+    if rules is not None:
+        problems += rules(o)
     return problems
+
+
+# -- the extended scenarios' own rules: each reads the evidence its fault left -------------------------------
+
+
+def _pacemakerd_respawned(o: Observation) -> list[str]:
+    before, after = o.notes.get("before"), o.notes.get("after")
+    if not before or "pacemakerd" not in before["pids"]:
+        return [f"pacemakerd was not running on {o.active} before the kill"]
+    if not after or "pacemakerd" not in after["pids"]:
+        return [f"no pacemakerd ran on {o.active} after the fault (systemd did not restart it)"]
+    problems = []
+    if after["pids"]["pacemakerd"] == before["pids"]["pacemakerd"]:
+        problems.append(f"pacemakerd on {o.active} kept PID {before['pids']['pacemakerd']}: the kill did not take")
+    if before["restarts"] is not None and (after["restarts"] or 0) <= before["restarts"]:
+        problems.append(f"systemd's restart counter of pacemaker.service stayed at {before['restarts']}")
+    subs = {n: p for n, p in before["pids"].items() if n != "pacemakerd"}
+    changed = sorted(n for n, p in subs.items() if after["pids"].get(n) != p)
+    if not subs:
+        problems.append(f"no pacemaker subdaemon was running on {o.active} before the kill")
+    elif changed:
+        problems.append(f"subdaemons restarted instead of adopted: {', '.join(changed)}")
+    return problems
+
+
+def _kills_then_move(o: Observation) -> list[str]:
+    n, moves, k = loop_kills(o.policy), loop_moves(o.policy), len(o.marks)
+    problems = []
+    if k != n:
+        problems.append(f"Apache was killed {k} time(s), expected {n} "
+                        + ("(the move came early, or a restart in place never came)" if k < n else ""))
+    ends = list(o.marks[1:]) + [o.t_restore]
+    for i, (a, b) in enumerate(zip(o.marks, ends), start=1):
+        if moves and i >= n:
+            continue  # the Nth kill: the move (the served_after rule checks where it went)
+        nodes = timeline.served(o.probes, a, b)
+        if o.other in nodes:
+            problems.append(f"served by {o.other} after kill {i} of {n}: moved before migration_threshold was reached")
+        if o.active not in nodes:
+            problems.append(f"no client was served by {o.active} between kill {i} and the "
+                            f"{'next' if i < len(o.marks) else 'end of the fault'}: no restart in place")
+    return problems
+
+
+def _httpd_failures(o: Observation) -> list[tuple[float, FailedAction]]:
+    """Failed httpd actions on the active node that crm_mon listed after the fault, with when it first did."""
+    seen: dict[str, tuple[float, FailedAction]] = {}
+    for c in o.cluster:
+        if c.t >= o.t_inject and c.status is not None:
+            for f in c.status.failures:
+                if f.resource == "httpd" and f.node == o.active:
+                    seen.setdefault(f.op_key + f.last_rc_change, (c.t, f))
+    return sorted(seen.values(), key=lambda x: x[0])
+
+
+def _failure_recorded(o: Observation) -> list[str]:
+    seen = [c for c in o.cluster if c.t >= o.t_inject and c.status is not None]
+    problems = []
+    if not _httpd_failures(o):
+        problems.append(f"crm_mon never listed a failed httpd action on {o.active} after `crm_resource --fail`")
+    if not any(any(r.failed for r in c.status.instances("httpd")) or not c.status.running_on("httpd") for c in seen):
+        problems.append("crm_mon never showed httpd failed or stopped: no recovery was seen")
+    if not timeline.downtime(o.probes, o.t_inject, o.t_restore).failed_probes:
+        problems.append("no client saw Apache stop: the recovery did not restart it")
+    return problems
+
+
+def _standby_lost(o: Observation) -> list[str]:
+    seen = [c for c in o.cluster if o.t_inject <= c.t < o.t_restore and c.status is not None]
+    if not any(o.other in c.status.nodes and c.status.nodes[o.other].state != "online" for c in seen):
+        return [f"the cluster never saw {o.other} leave (crm_mon through {o.active})"]
+    return []
+
+
+def _stopped_at(o: Observation) -> float | None:
+    """When the cluster first showed the service stopped on every node, between the fault and its second step."""
+    until = o.t_heal if o.t_heal is not None else o.t_restore
+    for c in o.cluster:
+        if o.t_inject <= c.t < until and c.status is not None and service_stopped(c.status):
+            return c.t
+    return None
+
+
+def _stops_until_a_node_regains(o: Observation) -> list[str]:
+    t_stop = _stopped_at(o)
+    problems = []
+    if t_stop is None:
+        problems.append("the cluster never stopped the service although no node reached the gateway")
+    if o.t_heal is None:
+        problems.append(f"the second step (the gateway back for {o.other}) never came")
+    if t_stop is not None and o.t_heal is not None:
+        served = [p for p in o.probes if t_stop <= p.t < o.t_heal and p.ok]
+        if served:
+            problems.append(f"served by {served[0].node} {served[0].t - o.t_inject:.1f} s after the fault, while no "
+                            "node reached the gateway")
+        started = [c for c in o.cluster if t_stop <= c.t < o.t_heal and c.status is not None
+                   and c.status.running_on("vip")]
+        if started:
+            problems.append(f"vip ran on {', '.join(started[0].status.running_on('vip'))} "
+                            f"{started[0].t - o.t_inject:.1f} s after the fault, while no node reached the gateway")
+    if not timeline.downtime(o.probes, o.t_inject, o.t_restore).failed_probes:
+        problems.append("no client saw the service stop")
+    return problems
+
+
+RULES: dict[str, Callable[[Observation], list[str]]] = {
+    "pacemakerd-kill": _pacemakerd_respawned,
+    "apache-kill-loop": _kills_then_move,
+    "resource-fail": _failure_recorded,
+    "passive-crash": _standby_lost,
+    "gateway-loss-both": _stops_until_a_node_regains,
+}
+
+
+def evidence(o: Observation) -> str:
+    """What the scenario's own rules looked at, in words, for the CSV and the report."""
+    name = o.scenario.name
+    if name == "pacemakerd-kill":
+        before, after = o.notes.get("before") or {}, o.notes.get("after") or {}
+        bp, ap = before.get("pids", {}), after.get("pids", {})
+        kept = sum(1 for n, p in bp.items() if n != "pacemakerd" and ap.get(n) == p)
+        return (f"pacemakerd PID {bp.get('pacemakerd', '-')} -> {ap.get('pacemakerd', '-')}, systemd restarts "
+                f"{before.get('restarts', '-')} -> {after.get('restarts', '-')}, "
+                f"{kept} of {len(bp) - ('pacemakerd' in bp)} subdaemons kept their PIDs")
+    if name == "apache-kill-loop":
+        at = ", ".join(f"+{m - o.t_inject:.1f}" for m in o.marks)
+        ends = list(o.marks[1:]) + [o.t_restore]
+        who = "; ".join(f"after kill {i}: {'/'.join(timeline.served(o.probes, a, b)) or 'nobody'}"
+                        for i, (a, b) in enumerate(zip(o.marks, ends), start=1))
+        return f"{len(o.marks)} kill(s) at {at} s; served {who}"
+    if name == "gateway-loss-both":
+        t_stop = _stopped_at(o)
+        if t_stop is None:
+            return "the cluster never showed the service stopped everywhere"
+        heal = f"; {o.other} regained the gateway at +{o.t_heal - o.t_inject:.1f} s" if o.t_heal is not None else ""
+        back = next((p for p in o.probes if o.t_heal is not None and p.t >= o.t_heal and p.ok), None)
+        served = f", served by {back.node} from +{back.t - o.t_inject:.1f} s" if back is not None else ""
+        before = "/".join(timeline.served(o.probes, o.t_inject, t_stop)) or "nobody"
+        return f"served by {before}, then stopped on every node at +{t_stop - o.t_inject:.1f} s{heal}{served}"
+    if name == "resource-fail":
+        fails = _httpd_failures(o)
+        if not fails:
+            return "no failed httpd action listed"
+        t, f = fails[0]
+        return f"crm_mon listed httpd {f.task} on {f.node}: '{f.exitreason or f.exitstatus}' at +{t - o.t_inject:.1f} s"
+    if name == "passive-crash":
+        gone = next((c for c in o.cluster if o.t_inject <= c.t < o.t_restore and c.status is not None
+                     and o.other in c.status.nodes and c.status.nodes[o.other].state != "online"), None)
+        return (f"crm_mon through {o.active}: {o.other} {gone.status.nodes[o.other].state} at +{gone.t - o.t_inject:.1f} s"
+                if gone is not None else f"crm_mon through {o.active}: {o.other} never left")
+    return ""
 
 
 def trial_row(o: Observation, problems: list[str], profile: str, trial: int) -> TrialRow:
     """The CSV row of a judged trial."""
     dt = timeline.downtime(o.probes, o.t_inject, o.t_restore, end_of_window=o.t_restore)
-    detect, recover = detect_recover(o.cluster, o.t_inject, o.t_restore, o.baseline, o.expected)
+    detect, recover = detect_recover(o.cluster, o.t_inject, o.t_restore, o.baseline, o.expected, o.t_heal)
     fenced_ok = sorted({e.target for e in o.fences if e.ok})
     fb = failback(o) if o.home else None
     fb_s = round(fb.seconds, 3) if fb is not None else math.nan
@@ -203,6 +375,7 @@ def trial_row(o: Observation, problems: list[str], profile: str, trial: int) -> 
         failback_s=fb_s,
         incident_s=round(dt.seconds + fb_s, 3),
         ended=ended(o) if o.home else "-",
+        evidence=evidence(o),
         ok=not problems,
         problems="; ".join(problems),
     )

@@ -21,7 +21,7 @@ from ..params import Params
 from ..remote import Host, connect
 from ..stages import cibstage
 from . import timeline
-from .context import TrialContext
+from .context import TrialContext, failcount
 from .judge import Observation, TrialRow, judge, trial_row
 from .scenarios import Scenario
 from .watch import ArpSample, ArpWatch, ClusterSample, ClusterWatch, HttpProbe
@@ -156,10 +156,11 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
     ctx = TrialContext(lab, params, hosts, active, other)
     expected = scn.expected_node(active, other, policy)
     fenced = scn.fenced_node(fencing, active, other)
-    obs = Observation(scn, fencing, active, other, expected, fenced, baseline)
+    obs = Observation(scn, fencing, active, other, expected, fenced, baseline, policy=policy)
     # Where the incident ends: back on the preferred node, unless stickiness keeps a moved service.
     obs.home = active if policy.fails_back or expected == active else other
-    watcher_host = connect(params, params.node(other))  # its own SSH session: the watch runs in a thread
+    watch_node = active if scn.watch_from == "active" else other  # a node the fault leaves up
+    watcher_host = connect(params, params.node(watch_node))  # its own SSH session: the watch runs in a thread
     say(f"{scn.name} #{trial}: inject on {active}")
     try:
         with HttpProbe(str(params.vip.address)) as probe, ArpWatch(str(params.vip.address)) as arp, \
@@ -173,12 +174,19 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
             survivor = active if fenced == other else other
             fence_done = fenced is None  # with fencing, the fault lasts until the lost node is fenced
             next_fence_check = 0.0
+            state_since: float | None = None  # since when the cluster shows the state scn.heal_when waits for
             while time.monotonic() < deadline:
                 if scn.heal is not None and obs.t_heal is None:
-                    if time.monotonic() - obs.t_inject < scn.heal_after_s:
+                    now = time.monotonic()
+                    due = now - obs.t_inject >= scn.heal_after_s
+                    if scn.heal_when is not None and cw.samples:
+                        latest = cw.samples[-1].status
+                        state_since = (state_since or now) if latest is not None and scn.heal_when(latest) else None
+                        due = due or (state_since is not None and now - state_since >= scn.heal_hold_s)
+                    if not due:
                         time.sleep(0.1)
                         continue  # the fault's first phase: whatever happens now is judged afterwards
-                    say(f"{scn.name} #{trial}: second step at +{scn.heal_after_s:.0f} s")
+                    say(f"{scn.name} #{trial}: second step at +{now - obs.t_inject:.1f} s")
                     scn.heal(ctx)
                     obs.t_heal = time.monotonic()
                 if not fence_done and time.monotonic() >= next_fence_check:
@@ -200,9 +208,10 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
             obs.t_restore = time.monotonic()
             wall_restore = time.time()
             say(f"{scn.name} #{trial}: restore")
-            obs.httpd_failcount = _failcount(hosts[survivor], "httpd", active)
+            obs.httpd_failcount = failcount(hosts[survivor], "httpd", active)
             obs.fences = _fence_events(hosts[survivor], wall_inject - 1, wall_restore + 1) if fencing else []
             scn.restore(ctx)
+            obs.marks, obs.notes = list(ctx.marks), dict(ctx.notes)  # the scenario's own evidence
             say(f"{scn.name} #{trial}: watching until the service is back in its normal place ({obs.home})")
             # A failcount that expires by itself (failure_timeout) is part of the incident: no cleanup.
             try:
@@ -250,16 +259,6 @@ def _refresh(hosts: dict[str, Host], params: Params) -> None:
         except Exception:  # noqa: BLE001 - a stale session: open a new one
             hosts[n.name].close()
             hosts[n.name] = connect(params, n)
-
-
-def _failcount(host: Host, rsc: str, node: str) -> int:
-    r = host.run(f"crm_failcount --query --resource {rsc} --node {node}", check=False, timeout=30)
-    # "scope=status  name=fail-count-httpd value=1" (value=0 when none)
-    for part in r.stdout.split():
-        if part.startswith("value="):
-            v = part.split("=", 1)[1]
-            return 0 if v in ("", "0") else (10**6 if v == "INFINITY" else int(v))
-    return 0
 
 
 def run_suite(lab: Lab, params: Params, scenarios: list[Scenario], trials: int, profile: str,

@@ -1,19 +1,42 @@
-"""The fault catalogue: how each scenario breaks the active node, what should happen, how to undo it.
+"""The fault catalogue: how each scenario breaks the cluster, what should happen, how to undo it.
 
 Faults use the lab's own primitives (power, links, gateway, process kill) or
-the cluster's own commands (standby). Each scenario states its expected
-behaviour in words (shown in the notebook) and as data (checked per trial).
+the cluster's own commands (standby, ``crm_resource --fail``). Each scenario
+states its expected behaviour in words (shown in the notebook) and as data
+(checked per trial). The catalogue follows the faults admins already know from
+Pacemaker's CTS and crmsh's ``crash_test``; the ``extended`` set holds the ones
+beyond the default suite.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..facts.pacemaker import ClusterStatus
     from ..params import FailurePolicy
     from .context import TrialContext
+
+# apache-kill-loop kills Apache migration_threshold times, so the Nth kill brings the move. A threshold
+# that is unset (INFINITY) or above LOOP_MAX never moves in a trial: then it kills LOOP_IN_PLACE times
+# and expects a restart in place after each.
+LOOP_MAX = 10
+LOOP_IN_PLACE = 3
+
+
+def loop_kills(policy: "FailurePolicy | None") -> int:
+    """How many times apache-kill-loop kills Apache under this failure policy."""
+    t = policy.migration_threshold if policy is not None else None
+    return t if t is not None and t <= LOOP_MAX else LOOP_IN_PLACE
+
+
+def loop_moves(policy: "FailurePolicy | None") -> bool:
+    """Does apache-kill-loop end with the service on the other node (the threshold is reached)?"""
+    t = policy.migration_threshold if policy is not None else None
+    return t is not None and t <= LOOP_MAX
 
 
 @dataclass(frozen=True)
@@ -31,16 +54,28 @@ class Scenario:
     fenced: str | None = None  # with fencing on: the node that must be fenced, "active" or "other"
     needs_fencing: bool = False  # the scenario is about fencing; refused on a cluster without it
     heal: Callable[["TrialContext"], None] | None = None  # a second step during the fault ...
-    heal_after_s: float = 0.0  # ... this long after the inject; no recovery may come before it
+    heal_after_s: float = 0.0  # ... this long after the inject (with heal_when: at the latest)
+    # ... or as soon as the cluster has shown this state for heal_hold_s (synchronised on state, not time)
+    heal_when: Callable[["ClusterStatus"], bool] | None = None
+    heal_hold_s: float = 0.0
     observe_s: float | None = None  # the longest the fault is watched (default: the runner's)
+    repeats: bool = False  # the fault is repeated until the failure policy moves the service (loop_kills)
+    watch_from: str = "other"  # the node crm_mon is read through during the fault: the one that stays up
+    how_failed: str = "the next httpd monitor fails"  # how pacemaker learns of a resource failure (policy_moves)
 
     def moves_under(self, policy: "FailurePolicy | None" = None) -> bool:
         """Does the service end the fault elsewhere? For a resource failure the params decide:
         it moves once the failcount reaches ``migration_threshold`` (never when it is unset)."""
         if not self.policy_moves:
             return self.moves
+        if self.repeats:
+            return loop_moves(policy)
         t = policy.migration_threshold if policy is not None else None
         return t is not None and self.failcount_httpd >= t
+
+    def expected_failcount(self, policy: "FailurePolicy | None" = None) -> int:
+        """httpd's failcount on the active node at the end of the fault (0: not checked)."""
+        return loop_kills(policy) if self.repeats else self.failcount_httpd
 
     def expected_node(self, active: str, other: str, policy: "FailurePolicy | None" = None) -> str:
         return other if self.moves_under(policy) else active
@@ -50,17 +85,32 @@ class Scenario:
         if not self.policy_moves:
             return self.expected
         t = policy.migration_threshold if policy is not None else None
-        if self.moves_under(policy):
+        after = ""
+        if self.moves_under(policy) and policy is not None:
             after = ("the failcount expires after failure_timeout "
                      f"{policy.failure_timeout} s and the service fails back (a second, short outage)"
                      if policy.failure_timeout and policy.fails_back else
                      "stickiness keeps the service on the survivor" if not policy.fails_back else
                      "the node stays banned until `crm resource cleanup` (no failure_timeout)")
-            return (f"the next httpd monitor fails; failcount 1 reaches migration_threshold {t}, so httpd is "
+        if self.repeats:
+            n = loop_kills(policy)
+            if not self.moves_under(policy):
+                why = "unset (INFINITY)" if t is None else f"{t}, beyond this trial's {n} kills"
+                return (f"migration_threshold {why}: pacemaker restarts Apache in place after each of {n} kills "
+                        f"(each noticed by the next httpd monitor) and the VIP never moves: failcount {n}")
+            if n == 1:
+                return ("migration_threshold 1: the first kill already bans httpd on the node and the VIP moves "
+                        f"with it (as in apache-crash): failcount 1; {after}")
+            return (f"each kill is noticed by the next httpd monitor; after kills 1 to {n - 1} pacemaker restarts "
+                    f"Apache in place (the same node serves again before the next kill); kill {n} brings the "
+                    f"failcount to migration_threshold {t}, so httpd is banned there and, through `colocation "
+                    f"httpd-with-vip inf`, the VIP moves with it: failcount {n}; {after}")
+        if self.moves_under(policy):
+            return (f"{self.how_failed}; failcount 1 reaches migration_threshold {t}, so httpd is "
                     "banned on that node and, through `colocation httpd-with-vip inf`, the VIP moves with it "
                     f"to the other node; {after}")
         why = "unset (INFINITY)" if t is None else f"{t}, not reached by one failure"
-        return (f"the next httpd monitor fails; pacemaker restarts Apache on the same node (failcount 1, "
+        return (f"{self.how_failed}; pacemaker restarts Apache on the same node (failcount 1, "
                 f"migration_threshold {why}); the VIP does not move")
 
     def outage_certain(self, fencing: bool) -> bool:
@@ -152,6 +202,60 @@ def _bmc_up_and_power_on(c: "TrialContext") -> None:
     c.lab.power_on(c.active)
 
 
+def _kill_pacemakerd(c: "TrialContext") -> None:
+    c.notes["before"] = c.daemons(c.active)
+    c.lab.kill_process(c.active, "pacemakerd", 9)
+
+
+def _pacemakerd_after(c: "TrialContext") -> None:
+    """Nothing to undo when systemd respawned it; a node fenced instead is powered on. Then read what
+    runs now (waiting, on state, for a pacemakerd other than the killed one)."""
+    c.lab.power_on(c.active)
+    killed = (c.notes.get("before") or {}).get("pids", {}).get("pacemakerd")
+    c.notes["after"] = c.daemons(c.active, until=lambda d: d["pids"].get("pacemakerd") not in (None, killed))
+
+
+def _kill_apache_until_moved(c: "TrialContext") -> None:
+    """Kill Apache; once pacemaker has counted that failure and Apache serves again, kill it again,
+    until the failure policy moves it (at most ``loop_kills`` times). Each kill's time is kept."""
+    for k in range(1, loop_kills(c.params.pacemaker.resources) + 1):
+        c.marks.append(time.monotonic())
+        c.lab.kill_process(c.active, "apache2", 9)
+        if c.recovered("httpd", failures=k) != c.active:
+            return  # moved (or never recovered: the judge names it)
+
+
+def _fail_httpd(c: "TrialContext") -> None:
+    c.crm(f"crm_resource --fail --resource httpd --node {c.active}")
+
+
+def _power_cut_other(c: "TrialContext") -> None:
+    c.lab.power_cut(c.other)
+
+
+def _power_on_other(c: "TrialContext") -> None:
+    c.lab.power_on(c.other)
+
+
+def _gateway_cut_all(c: "TrialContext") -> None:
+    for n in c.params.nodes:
+        c.lab.gateway(n.name, reachable=False)
+
+
+def _gateway_back_other(c: "TrialContext") -> None:
+    c.lab.gateway(c.other, reachable=True)
+
+
+def _gateway_back_all(c: "TrialContext") -> None:
+    for n in c.params.nodes:
+        c.lab.gateway(n.name, reachable=True)
+
+
+def service_stopped(st: "ClusterStatus") -> bool:
+    """Neither the VIP nor Apache runs on any node."""
+    return not st.running_on("vip") and not st.running_on("httpd")
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -218,6 +322,47 @@ SCENARIOS: dict[str, Scenario] = {
             moves=True, outage_expected=True, inject=_bmc_down_and_power_cut, restore=_bmc_up_and_power_on,
             fenced="active", needs_fencing=True, heal=_bmc_up, heal_after_s=60.0, observe_s=180.0,
         ),
+        # -- extended: more of the faults from Pacemaker's CTS and crmsh's crash_test --------------------------
+        Scenario(
+            "pacemakerd-kill", "kill -9 pacemakerd (the cluster's supervisor) on the active node",
+            "systemd restarts pacemaker.service (Restart=on-failure, RestartSec=1s, KillMode=process), and the new "
+            "pacemakerd adopts the six subdaemons that ran on (\"Tracking existing ... process\"): no node is "
+            "fenced, nothing moves, no failed probe (seen on pacemaker 3.0.0, Debian 13)",
+            moves=False, outage_expected=False, inject=_kill_pacemakerd, restore=_pacemakerd_after,
+        ),
+        Scenario(
+            "apache-kill-loop", "kill -9 Apache on the active node, again each time pacemaker has restarted it, "
+            "until the failure policy moves it",
+            "with migration_threshold N the Nth kill moves the service; the kills before it are restarted in place",
+            moves=False, outage_expected=True, inject=_kill_apache_until_moved, restore=_nothing,
+            policy_moves=True, repeats=True, observe_s=120.0,
+        ),
+        Scenario(
+            "resource-fail", "tell the cluster httpd failed on the active node (`crm_resource --fail`), "
+            "Apache itself untouched",
+            "the controller records a failed httpd monitor at once ('Simulated failure'): failcount 1, then "
+            "recovery as the failure policy says; httpd is never active on two nodes",
+            moves=False, outage_expected=True, inject=_fail_httpd, restore=_nothing, failcount_httpd=1,
+            policy_moves=True, how_failed="the controller records the injected failure at once (no monitor needed)",
+        ),
+        Scenario(
+            "passive-crash", "power-cut the standby node (the one not running the service)",
+            "the active node sees its peer vanish, fences it (with fencing) and serves on: no failed probe, the "
+            "service never moves; the standby rejoins when powered on",
+            moves=False, outage_expected=False, inject=_power_cut_other, restore=_power_on_other,
+            fenced="other", watch_from="active",
+        ),
+        Scenario(
+            "gateway-loss-both", "no node reaches the gateway any more; then the standby regains it",
+            "pingd drops to 0 on both nodes, vip-needs-gateway bans the VIP everywhere and Apache stops with it "
+            "(colocation): the service stops, by design, and stays stopped while no node reaches the gateway. pingd "
+            "need not drop on both nodes at once, so the service may first move to the node whose pingd is still up, "
+            "then stop. Once the standby regains the gateway, the VIP and Apache start there; when "
+            "the preferred node does, they fail back",
+            moves=True, outage_expected=True, inject=_gateway_cut_all, restore=_gateway_back_all,
+            heal=_gateway_back_other, heal_when=service_stopped, heal_hold_s=5.0, heal_after_s=60.0,
+            observe_s=120.0,
+        ),
     )
 }
 
@@ -225,21 +370,25 @@ SCENARIOS: dict[str, Scenario] = {
 # minute per trial) runs when named or with 'all'.
 DEFAULT = ("node-crash", "apache-crash", "gateway-loss", "planned-move", "ring0-loss", "corosync-kill", "split-brain")
 FENCING = ("split-brain", "fence-failure")  # about fencing; split-brain also teaches without it
+# Beyond the default suite (`make demo` stays short): run with 'extended' or 'all', or by name.
+EXTENDED = ("pacemakerd-kill", "apache-kill-loop", "resource-fail", "passive-crash", "gateway-loss-both")
+SETS = {"default": DEFAULT, "extended": EXTENDED}
 
 
 def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None) -> list[Scenario]:
-    """'all', 'default', a comma list, or a list of names -> scenarios; unknown names raise listing
-    the valid ones. With ``fencing`` known: 'all' leaves out what needs fencing when it is off,
+    """'all', 'default', 'extended', a comma list, or a list of names -> scenarios; unknown names raise
+    listing the valid ones. With ``fencing`` known: 'all' leaves out what needs fencing when it is off,
     and naming such a scenario is refused."""
-    if spec == "default":
-        spec = list(DEFAULT)
+    if isinstance(spec, str) and spec in SETS:
+        spec = list(SETS[spec])
     if spec == "all":
         names = [n for n, s in SCENARIOS.items() if fencing is not False or not s.needs_fencing]
     else:
         names = [x.strip() for x in spec.split(",")] if isinstance(spec, str) else list(spec)
     bad = [n for n in names if n not in SCENARIOS]
     if bad or not names:
-        raise ValueError(f"scenarios {bad or names!r}: unknown; valid: all, default, {', '.join(SCENARIOS)}")
+        raise ValueError(f"scenarios {bad or names!r}: unknown; valid: all, default, extended, "
+                         f"{', '.join(SCENARIOS)}")
     if fencing is False:
         need = [n for n in names if SCENARIOS[n].needs_fencing]
         if need:
