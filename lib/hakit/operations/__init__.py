@@ -122,10 +122,10 @@ class Operations:
         self.readings.append(got)
         return got
 
-    def failcounts(self) -> pd.DataFrame:
+    def failcounts(self) -> reading.FailCounts:
         """Every failcount and failed action, with what each does to where the resource may run."""
         f = read_facts(self.hosts, self.params)
-        return reading.failcount_frame(f.cib_xml, f.status.failures)
+        return reading.FailCounts(reading.failcount_frame(f.cib_xml, f.status.failures))
 
     def logs(self, lines: int = 15) -> reading.LogPlaces:
         self.log_places = reading.logs(self.hosts, self.params, lines)

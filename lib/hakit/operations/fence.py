@@ -101,7 +101,7 @@ class AwaitRejoin(Op):
                                  "console or BMC (stonith_admin --unfence powers it on through its fence device)")
         back = time.monotonic() - t0
         if self.seen:
-            self.seen[-1]["rejoined_s"] = back
+            self.seen[-1].update(rejoined_s=back, rejoined_at=time.time())
         if self.connect is not None and self.target in ctx.hosts:
             old = ctx.hosts[self.target]
             try:
@@ -159,7 +159,7 @@ class FenceTest(Operation):
         if self.action == "off":
             p.ops.append(CrmCommand(
                 via=facts.via, argv=("stonith_admin", "--unfence", self.node, "--timeout", str(FENCE_TIMEOUT_S)),
-                crm=f"(no crm shell command: the BMC powers {self.node} on)", timeout=FENCE_TIMEOUT_S + 30,
+                crm="(none: crmsh has no power-on)", timeout=FENCE_TIMEOUT_S + 30,
                 reason=f"stonith-action=off leaves a fenced node off; {dev.id}'s 'on' action powers it on again"))
         p.ops.append(AwaitRejoin(via=facts.via, target=self.node, wait_s=self.wait_s, connect=self.connect,
                                  seen=self.seen, reason="the node boots, starts corosync and pacemaker, and joins"))
@@ -214,8 +214,11 @@ class FenceTest(Operation):
         out = super().artifacts()
         if self.seen:
             s = self.seen[-1]
+            whole = s.get("rejoined_at", s["started"]) - s["started"]
             out["fence.txt"] = (f"started {_utc(s['started'])}; stonith_admin returned after {s.get('fenced_s', 0):.1f} s; "
-                                f"online again {s.get('rejoined_s', 0):.1f} s after the {'power-on' if self.action == 'off' else 'reboot'}\n")
+                                f"online again {s.get('rejoined_s', 0):.1f} s after the "
+                                f"{'power-on' if self.action == 'off' else 'reboot'}; {whole:.1f} s from the fence to "
+                                "the node back in the cluster\n")
         return out
 
 

@@ -147,6 +147,21 @@ def _when(t: int | None) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t else ""
 
 
+@dataclass
+class FailCounts:
+    """The failcount table, or a sentence when nothing failed."""
+
+    frame: pd.DataFrame
+
+    def _repr_html_(self) -> str:
+        if self.frame.empty:
+            return "<p>No failcount and no failed action on record: nothing to clean up.</p>"
+        return "<h4>Failcounts and failed actions</h4>" + self.frame.to_html(index=False)
+
+    def __str__(self) -> str:
+        return self.frame.to_string(index=False) if not self.frame.empty else "no failcount, no failed action"
+
+
 def failcount_frame(cib_xml: str, failures: tuple[FailedAction, ...]) -> pd.DataFrame:
     """Pure: every failcount on record and every failed action, with what it does to placement."""
     rows = []
