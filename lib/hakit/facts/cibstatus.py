@@ -14,7 +14,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from .errors import FactParseError
+from .base import xml_root
 
 INFINITY = 1_000_000  # pacemaker's "INFINITY" score, as an integer
 
@@ -49,13 +49,7 @@ class FailCount:
 
 
 def _root(cib_xml: str) -> ET.Element:
-    try:
-        root = ET.fromstring(cib_xml)
-    except ET.ParseError as e:
-        raise FactParseError("cibadmin --query", f"not XML ({e})", line=cib_xml[:160]) from None
-    if root.tag != "cib":
-        raise FactParseError("cibadmin --query", f"expected <cib>, got <{root.tag}>")
-    return root
+    return xml_root(cib_xml, "cibadmin --query", "cib")
 
 
 def move_constraints(cib_xml: str) -> list[MoveConstraint]:

@@ -27,7 +27,7 @@ from ..stages.base import StageResult, Verification
 from ..stages.driver import StageRun
 from . import reading
 from .base import STAGE, CrmCommand, Operation, OperationInputError, check_node, read_facts
-from .changes import Cleanup, Clear, Maintenance, Move, Online, Standby, check_lifetime
+from .changes import Cleanup, Clear, Maintenance, Move, Standby, check_lifetime
 from .fence import FenceTest
 
 __all__ = ["Operations", "OperationRun", "OperationInputError", "STAGE"]
@@ -143,7 +143,7 @@ class Operations:
         return self._run(Standby(self.params, self._node(node), self.wait_s))
 
     def online(self, node: str = "") -> OperationRun:
-        return self._run(Online(self.params, self._node(node), self.wait_s))
+        return self._run(Standby(self.params, self._node(node), False, self.wait_s))
 
     def move(self, resource: str = "vip", node: str = "", lifetime: str = "") -> OperationRun:
         """Move a resource to ``node`` (empty: the other online node). It leaves cli-prefer-<resource> behind."""

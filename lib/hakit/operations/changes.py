@@ -1,8 +1,10 @@
 """The everyday changes: standby / online, move / clear, cleanup, maintenance mode on / off.
 
-Each runs one pacemaker command (what crmsh runs underneath for the crm shell line shown beside
-it: crmsh's ``ui_node.py`` and ``ui_resource.py`` on the nodes build these same command lines),
-so the same command can be pointed at a copy of the CIB for the prediction. One exception:
+Each runs one pacemaker command, shown beside the crm shell line an admin would type. crmsh
+(``ui_resource.py`` on the nodes, 4.4 and 5.0) runs ``crm_resource`` with these same options for
+move, clear and cleanup; for standby and maintenance mode it patches in the same attribute that
+``crm_attribute`` writes. The same command can then be pointed at a copy of the CIB for the
+prediction. One exception:
 ``crm_resource --cleanup`` on a copy crashed (exit 139, on pacemaker 2.1.5 and 3.0.0), so the
 cleanup's prediction removes the failure records from the copy itself (`clear_failures`).
 """
@@ -52,50 +54,38 @@ class _OneCommand(Operation):
 
 
 class Standby(_OneCommand):
-    def __init__(self, params: Params, node: str, wait_s: float = 120) -> None:
+    """``crm node standby <node>``, or with ``standby=False`` ``crm node online <node>``."""
+
+    def __init__(self, params: Params, node: str, standby: bool = True, wait_s: float = 120) -> None:
         super().__init__(params, wait_s)
-        self.node = node
-        self.title = f"standby {node}"
+        self.node, self.standby = node, standby
+        self.title = f"{'standby' if standby else 'online'} {node}"
 
     def command(self, facts: OpFacts) -> tuple[tuple[str, ...], str, str] | str:
         st = facts.status.nodes.get(self.node)
-        if st is not None and st.standby:
-            return f"{self.node} is already in standby"
-        return (("crm_attribute", "--node", self.node, "--name", "standby", "--update", "on"),
-                f"crm node standby {self.node}",
-                f"{self.node} keeps its place (and vote) in the cluster but may run no resource: pacemaker stops "
-                "or moves what runs there")
+        if bool(st and st.standby) == self.standby:
+            return f"{self.node} is {'already' if self.standby else 'not'} in standby"
+        argv = ("crm_attribute", "--node", self.node, "--name", "standby", "--update", "on" if self.standby else "off")
+        if self.standby:
+            return (argv, f"crm node standby {self.node}",
+                    f"{self.node} keeps its place (and vote) in the cluster but may run no resource: pacemaker stops "
+                    "or moves what runs there")
+        return (argv, f"crm node online {self.node}",
+                f"{self.node} may run resources again: pacemaker places them by their constraints (a preferred "
+                "node takes its resources back unless stickiness keeps them where they are)")
 
     def decide(self, facts: OpFacts, p: Plan) -> None:
         super().decide(facts, p)
         hosts_left = [n for n, s in facts.status.nodes.items() if n != self.node and s.state == "online"]
-        if p.ops and not hosts_left:
+        if self.standby and p.ops and not hosts_left:
             p.notes.append(f"no other node is online and out of standby: with {self.node} in standby, "
                            "no resource can run anywhere")
 
     def checks(self, v: Verification, st: ClusterStatus, cib_xml: str) -> None:
         s = st.nodes.get(self.node)
-        v.add(self.node, "in standby", bool(s and s.standby), s.state if s else "not in crm_mon")
-
-
-class Online(_OneCommand):
-    def __init__(self, params: Params, node: str, wait_s: float = 120) -> None:
-        super().__init__(params, wait_s)
-        self.node = node
-        self.title = f"online {node}"
-
-    def command(self, facts: OpFacts) -> tuple[tuple[str, ...], str, str] | str:
-        st = facts.status.nodes.get(self.node)
-        if st is None or not st.standby:
-            return f"{self.node} is not in standby"
-        return (("crm_attribute", "--node", self.node, "--name", "standby", "--update", "off"),
-                f"crm node online {self.node}",
-                f"{self.node} may run resources again: pacemaker places them by their constraints (a preferred "
-                "node takes its resources back unless stickiness keeps them where they are)")
-
-    def checks(self, v: Verification, st: ClusterStatus, cib_xml: str) -> None:
-        s = st.nodes.get(self.node)
-        v.add(self.node, "online, not in standby", bool(s and s.state == "online"), s.state if s else "not in crm_mon")
+        ok = bool(s and s.standby) if self.standby else bool(s and s.state == "online")
+        v.add(self.node, "in standby" if self.standby else "online, not in standby", ok,
+              s.state if s else "not in crm_mon")
 
 
 def check_resource(cib_xml: str, resource: str, what: str = "resource") -> str:

@@ -190,8 +190,9 @@ LOGS: tuple[tuple[str, str, str, str], ...] = (
      "membership, knet links, quorum; the file because corosync.conf (stage 3) says to_logfile, the journal "
      "because it says to_syslog"),
     ("pacemaker", "/var/log/pacemaker/pacemaker.log", "journalctl -u pacemaker",
-     "every pacemaker daemon in detail, with the resource agents' own lines (apache(httpd), IPaddr2(vip)); the "
-     "journal holds pacemaker's notices only: decisions (schedulerd 'Actions: Move vip'), fencing, joins"),
+     "every pacemaker daemon at info level (on a lab node about seven times the lines of the journal); the "
+     "journal keeps the notices and the agents' messages (apache(httpd), IPaddr2(vip)): decisions (schedulerd "
+     "'Actions: Move vip'), fencing, joins"),
     ("apache", "/var/log/apache2/error.log", "",
      "Apache's own errors and starts; the cluster's start, stop and monitor of it are in pacemaker.log"),
     ("fencing", "", "stonith_admin --history '*' --verbose",
