@@ -188,6 +188,9 @@ def test_dry_run_of_standby_predicts_and_sends_nothing_that_changes(release, lab
     assert after.where("vip") == ("vm-node1",) and after.where("fence-vm-node1") == ()
     assert got.run.result.outcome("cluster").outcome == "not applied"
     assert got.run.verification.before_apply  # a dry run checks the nodes as they are, which is not yet standby
+    shown = got._repr_html_()
+    assert "crm node standby vm-node2" in shown and "crm_simulate: what pacemaker will do" in shown
+    assert "(dry run)" in shown and "saved to" in shown
     for h in hosts.values():
         assert changing(h) == [], changing(h)
         assert h.commands == lab_commands(log, h.name)  # exactly what the lab got, in order
@@ -333,3 +336,14 @@ def test_logs_say_where_each_log_is_on_every_node(lab):
     assert re.fullmatch(r"\d+ KiB, written 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC", by.loc["corosync", "vm-node1"])
     assert by.loc["fencing", "read with"] == "stonith_admin --history '*' --verbose"
     assert set(got.tails) == {"vm-node1", "vm-node2"} and all(len(t.splitlines()) == 5 for t in got.tails.values())
+
+
+def test_a_cluster_that_does_not_land_as_predicted_fails_verification_naming_the_difference(lab, fast):
+    from hakit.stages.base import VerificationFailed
+
+    hosts = replay(transcript("trixie", "real-move.json"), names(lab))
+    day2 = Operations(lab, hosts, dry_run=False, wait_s=0)  # judge the first reading after the move
+    with pytest.raises(VerificationFailed, match=r"the cluster is where crm_simulate predicted: httpd on vm-node1 \(predicted vm-node2\)"):
+        day2.move("vip", "vm-node2")
+    (done,) = day2.done  # the record was saved before the failure was raised
+    assert done.run.result.executed == done.run.plan.program() and not done.verified

@@ -67,9 +67,8 @@ class OperationRun:
         if plan is not None:
             if plan.ops:
                 parts.append("<h4>The change</h4>" + self.commands.to_html(index=False))
-            for why in [*plan.no_change.values(), *plan.blocked.values()]:
-                parts.append(f"<p><b>Nothing to do</b>: {html.escape(why)}</p>" if why not in plan.blocked.values()
-                             else f"<p><b>Blocked</b>: {html.escape(why)}</p>")
+            parts += [f"<p><b>Nothing to do</b>: {html.escape(why)}</p>" for why in plan.no_change.values()]
+            parts += [f"<p><b>Blocked</b>: {html.escape(why)}</p>" for why in plan.blocked.values()]
             parts += [f"<p><i>{html.escape(n)}</i></p>" for n in plan.notes]
         if self.op.prediction is not None:
             parts.append(self.op.prediction._repr_html_())
