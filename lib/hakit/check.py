@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from . import fencing
+from .facts import cibstatus
 from .facts.base import read
 from .facts.corosync import CFGTOOL_STATUS
 from .facts.errors import FactParseError
@@ -103,15 +104,11 @@ def live_drift(params: Params, status: ClusterStatus, cib_xml: str) -> list[Drif
         if st.maintenance:
             out.append(Drift(name, "in maintenance mode: pacemaker does not manage it",
                              f"crm node ready {name}", "live state"))
-    root = ET.fromstring(cib_xml)
-    for loc in root.iterfind(".//constraints/rsc_location"):
-        cid = loc.get("id", "")
-        if cid.startswith(("cli-prefer-", "cli-ban-")):
-            out.append(Drift("cluster", f"leftover move constraint {cid} ({loc.get('rsc')} "
-                                        f"{'on' if cid.startswith('cli-prefer-') else 'away from'} {loc.get('node')})",
-                             f"crm resource clear {loc.get('rsc')}", "live state"))
-    mm = root.find(".//crm_config//nvpair[@name='maintenance-mode']")
-    if mm is not None and mm.get("value", "").lower() in ("true", "on", "yes", "1"):
+    for m in cibstatus.move_constraints(cib_xml):
+        out.append(Drift("cluster", f"leftover move constraint {m.id} ({m.resource} "
+                                    f"{'on' if m.kind == 'prefer' else 'away from'} {m.node})",
+                         f"crm resource clear {m.resource}", "live state"))
+    if (cibstatus.property_value(cib_xml, "maintenance-mode") or "").lower() in ("true", "on", "yes", "1"):
         out.append(Drift("cluster", "maintenance-mode is on: pacemaker manages nothing",
                          "crm configure property maintenance-mode=false", "live state"))
     for f in status.failures:

@@ -326,14 +326,14 @@ class Preview:
         )
 
 
-class _Workdir:
+class Workdir:
     """A private temp dir on a node for CIB files; removed on exit."""
 
     def __init__(self, host: Host) -> None:
         self.host = host
         self.path = ""
 
-    def __enter__(self) -> "_Workdir":
+    def __enter__(self) -> "Workdir":
         self.path = self.host.run("mktemp -d /run/hakit-cib.XXXXXX").stdout.strip()
         return self
 
@@ -356,7 +356,7 @@ def _crm_diff(host: Host, old: str, new: str) -> str:
     raise CibError(f"{host.name}: crm_diff failed (exit {r.exit_code}): {r.stderr.strip()[:300]}")
 
 
-def _transition(simulate_out: str) -> str:
+def transition_summary(simulate_out: str) -> str:
     lines = simulate_out.splitlines()
     try:
         start = next(i for i, ln in enumerate(lines) if ln.startswith("Transition Summary"))
@@ -373,13 +373,13 @@ def _transition(simulate_out: str) -> str:
 
 def preview(host: Host, p: CibPlan) -> Preview:
     """Verify, diff and simulate the wanted CIB on ``host`` without changing the cluster."""
-    with _Workdir(host) as wd:
+    with Workdir(host) as wd:
         live = wd.put("live.xml", p.base.xml)
         wanted = wd.put("wanted.xml", p.wanted_xml)
         v = host.run(f"crm_verify --verbose --xml-file {wanted}", check=False)
         patch = _crm_diff(host, live, wanted)
         sim = host.run(f"crm_simulate --xml-file {wanted} --simulate", check=False)
-    return Preview(v.exit_code == 0, (v.stdout + v.stderr).strip(), patch, _transition(sim.stdout))
+    return Preview(v.exit_code == 0, (v.stdout + v.stderr).strip(), patch, transition_summary(sim.stdout))
 
 
 @dataclass
@@ -403,7 +403,7 @@ def save(text: str, path: Path) -> Path:
 
 def _push(host: Host, live_xml: str, target_xml: str) -> tuple[str, Result | None]:
     """crm_diff live -> target and, if they differ, send that patch once; (patch, cibadmin's result or None)."""
-    with _Workdir(host) as wd:
+    with Workdir(host) as wd:
         patch = _crm_diff(host, wd.put("live.xml", live_xml), wd.put("target.xml", target_xml))
         if not patch:
             return "", None
@@ -454,7 +454,7 @@ def apply(host: Host, p: CibPlan, save_dir: Path, prefix: str = "", retries: int
 
 def config_diff(host: Host, old_xml: str, new_xml: str) -> str:
     """crm_diff of two CIBs' configurations (version attributes of <cib> removed first)."""
-    with _Workdir(host) as wd:
+    with Workdir(host) as wd:
         return _crm_diff(host, wd.put("a.xml", strip_versions(old_xml)), wd.put("b.xml", strip_versions(new_xml)))
 
 

@@ -20,7 +20,7 @@ from .params import load_params
 
 
 def training_notebooks() -> list[Path]:
-    """Every numbered notebook, stages first, then the failover tests if they exist."""
+    """Every numbered notebook: the stages, then the failover tests (07) and the day-2 operations (08)."""
     return sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 

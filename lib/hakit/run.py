@@ -48,8 +48,11 @@ def _print(msg: str) -> None:
 
 
 def stage_notebooks() -> list[Path]:
-    """notebooks/NN_*.ipynb in order, without the failover tests (those come with --failover)."""
-    return [p for p in sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb")) if p.name != FAILOVER_NOTEBOOK]
+    """The deployment stages' notebooks in order (`stages.pipeline.NOTEBOOKS`): not the failover tests (those
+    come with --failover), nor the day-2 operations of notebook 08 (run by hand, or alone with papermill)."""
+    from .stages.pipeline import NOTEBOOKS
+
+    return [p for p in (repo_root() / "notebooks" / f"{n}.ipynb" for n in NOTEBOOKS) if p.exists()]
 
 
 def select(spec: str) -> list[Path]:
@@ -66,6 +69,11 @@ def select(spec: str) -> list[Path]:
         wanted |= set(range(lo, hi + 1))
     if int(FAILOVER_NOTEBOOK[:2]) in wanted:
         raise ValueError(f"--stages {spec!r}: {FAILOVER_NOTEBOOK} is not a deployment stage; add --failover instead")
+    day2 = [p.name for p in sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+            if int(p.name[:2]) in wanted and p not in nbs and p.name != FAILOVER_NOTEBOOK]
+    if day2:
+        raise ValueError(f"--stages {spec!r}: {', '.join(day2)} is day-2 operations, not a deployment stage; run it "
+                         "by hand in JupyterLab, or alone with papermill (see the README)")
     chosen = [p for p in nbs if int(p.name[:2]) in wanted]
     if not chosen:
         have = ", ".join(p.name for p in nbs)

@@ -13,6 +13,7 @@ from papermill.iorw import load_notebook_node
 def test_prepare_writes_filled_dry_run_copies(root, tmp_path):
     out = prepare(str(root / "params" / "lab-3node.yaml"), tmp_path / "train")
     names = [p.name for p in training_notebooks()]
+    assert names[-2:] == ["07_failover_tests.ipynb", "08_operations.ipynb"]  # after the stages, day 2 comes last
     assert sorted(p.name for p in out.glob("*.ipynb")) == names
     for i, name in enumerate(names):
         nb = nbformat.read(out / name, as_version=4)

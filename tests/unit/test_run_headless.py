@@ -19,6 +19,7 @@ import yaml
 from hakit import run as hrun
 from hakit.params import load_params
 from hakit.remote import HostKeyError, RemoteError
+from hakit.stages import pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,10 +141,12 @@ def test_other_errors_name_the_node_when_the_message_starts_with_it(root):
 
 def test_stage_selection_and_the_failover_notebook():
     stages = hrun.stage_notebooks()
-    assert stages and all(p.name != hrun.FAILOVER_NOTEBOOK for p in stages)
+    assert [p.stem for p in stages] == list(pipeline.NOTEBOOKS)  # --stages all: the deployment stages, no more
     assert [p.name[:2] for p in hrun.select("1-2")] == ["01", "02"]
     with pytest.raises(ValueError, match="add --failover"):
         hrun.select("7")
+    with pytest.raises(ValueError, match="08_operations.ipynb is day-2 operations, not a deployment stage"):
+        hrun.select("6,8")
     with pytest.raises(ValueError, match="use 'all'"):
         hrun.select("one")
     fo = ROOT / "notebooks" / hrun.FAILOVER_NOTEBOOK

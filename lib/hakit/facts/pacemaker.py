@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .base import Fact
+from .base import Fact, xml_root
 from .errors import FactParseError
 
 
@@ -157,12 +157,7 @@ def _resource(e: ET.Element, clone: str | None) -> ResourceState:
 
 def parse_crm_mon(text: str) -> ClusterStatus:
     """Parse `crm_mon -1 --output-as=xml`. Raises FactParseError on anything else."""
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as e:
-        raise FactParseError("crm_mon --output-as=xml", f"not XML ({e})", line=text[:160]) from None
-    if root.tag != "pacemaker-result":
-        raise FactParseError("crm_mon --output-as=xml", f"expected <pacemaker-result>, got <{root.tag}>")
+    root = xml_root(text, "crm_mon --output-as=xml", "pacemaker-result")
     status = root.find("status")
     summary = root.find("summary")
     if summary is None:
@@ -227,12 +222,7 @@ class FenceEvent:
 
 def parse_fence_history(text: str) -> list[FenceEvent]:
     """Fence events, oldest first. Raises FactParseError on output that is not stonith_admin's XML."""
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as e:
-        raise FactParseError("stonith_admin --history", f"not XML: {e}") from None
-    if root.tag != "pacemaker-result":
-        raise FactParseError("stonith_admin --history", f"expected <pacemaker-result>, got <{root.tag}>")
+    root = xml_root(text, "stonith_admin --history", "pacemaker-result")
     out = []
     for ev in root.iter("fence_event"):
         done = ev.get("completed")
