@@ -158,23 +158,6 @@ def test_ring1_carries_membership_when_ring0_is_cut(deployed):
     check_cluster(lab)  # both links connected again
 
 
-def test_runbooks_form_a_three_node_cluster(lab3_params, start_lab, tmp_path):
-    lab3 = start_lab(lab3_params)
-    try:
-        lab3.down()
-        lab3.up()
-        folder = hakit_run(str(lab3_params), stages="1-3", out_root=tmp_path)
-        s = summary(folder)
-        assert s["ok"] and s["secret_scan"]["clean"]
-        assert {o["node"] for o in s["stages"][2]["outcomes"]} == {"vm-node1", "vm-node2", "vm-node3"}
-        check_cluster(lab3)
-        q = lab3.ssh("vm-node3", ["corosync-quorumtool", "-s"]).stdout
-        assert "2Node" not in q  # two_node is only for two nodes
-        assert files_holding_the_authkey(lab3, [folder]) == []
-    finally:
-        lab3.down()
-
-
 def test_training_copies_step_through_as_a_dry_run(deployed, tmp_path):
     """What a trainee gets from `hakit prepare`: notebook 01 runs as is, draws the cluster, changes nothing."""
     import papermill as pm

@@ -95,6 +95,10 @@ def test_three_nodes_deployed_with_a_fence_device_each(three) -> None:
     lab, folder = three
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["ok"], summary.get("error")
+    assert summary["secret_scan"]["clean"]
+    # 00 on a ready image has nothing to install; 01 finds no NICs to bond in a container
+    assert [s["status"] for s in summary["stages"]] == ["unchanged"] * 2 + ["changed"] * 5
+    assert {o["node"] for o in summary["stages"][3]["outcomes"]} == set(NODES)  # corosync.conf on all three
     st = _status(lab)
     assert st.online == list(NODES) and st.quorate and st.no_quorum_policy == "stop"
     for n in NODES:

@@ -195,3 +195,28 @@ def test_a_cluster_that_never_returns_is_named() -> None:
 def test_a_trial_without_the_second_phase_leaves_failback_unknown() -> None:
     row = trial_row(obs("node-crash", True, fences=[fence(A)]), [], "fast", 1)
     assert row.ended == "-" and row.failback_s != row.failback_s  # NaN: not measured
+
+
+def test_the_failover_record_keeps_each_trials_journals_and_names_them_when_it_fails(tmp_path) -> None:
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from hakit.failover import runner
+    from hakit.failover.suite import FailoverSuite
+    from hakit.params import load_params
+    from hakit.stages.base import StageResult
+
+    o = obs("node-crash", True, fences=[])  # no fence seen: a broken rule
+    problems = judge(o)
+    t = runner.Trial(trial_row(o, problems, "fast", 1), journals={A: "corosync: link down\n", B: "fenced\n"})
+    t.row = replace(t.row, logs=t.log_folder)
+    suite = FailoverSuite(load_params(Path(__file__).resolve().parents[2] / "params" / "lab.yaml"), dry_run=False,
+                          record_dir=str(tmp_path))
+    suite.done, suite.frame = [t], pd.DataFrame([t.row.as_dict()])
+    suite.result = StageResult("07 failover", dry_run=False)
+    suite.save()
+    assert (tmp_path / "journal" / "node-crash-1" / f"{A}.log").read_text() == "corosync: link down\n"
+    assert pd.read_csv(tmp_path / "failover.csv")["logs"].tolist() == ["journal/node-crash-1"]
+    with pytest.raises(runner.TrialFailed, match=r"cluster logs: journal/node-crash-1/"):
+        suite.raise_if_failed()

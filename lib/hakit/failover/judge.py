@@ -76,6 +76,7 @@ class TrialRow:
     evidence: str  # what the scenario's own rules were judged on, in words ("" when it has none)
     ok: bool
     problems: str
+    logs: str = ""  # the trial's corosync/pacemaker journals in the record (a folder of <node>.log)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -20,6 +20,7 @@ from ..lab import Lab
 from ..params import Params
 from ..remote import Host, connect
 from ..stages import cibstage
+from ..stages.driver import journal_window
 from . import timeline
 from .context import TrialContext, failcount
 from .judge import Observation, TrialRow, judge, trial_row
@@ -48,6 +49,12 @@ class Trial:
     t_restore: float = 0.0
     t_heal: float | None = None
     t_back: float | None = None  # the cluster back in its normal placement (end of the incident)
+    journals: dict[str, str] = field(default_factory=dict)  # node -> corosync/pacemaker journal of the trial
+
+    @property
+    def log_folder(self) -> str:
+        """Where the record keeps this trial's journals (relative to the failover record)."""
+        return f"journal/{self.row.scenario}-{self.row.trial}"
 
 
 def healthy(st: ClusterStatus | None, params: Params, on: str | None = None) -> tuple[bool, str]:
@@ -271,7 +278,11 @@ def run_suite(lab: Lab, params: Params, scenarios: list[Scenario], trials: int, 
     try:
         for scn in scenarios:
             for i in range(1, trials + 1):
-                done.append(run_trial(lab, params, hosts, scn, i, profile, progress=progress, **kw))
+                t0 = time.time()
+                trial = run_trial(lab, params, hosts, scn, i, profile, progress=progress, **kw)
+                trial.journals = journal_window(hosts, t0, time.time())
+                trial.row = replace(trial.row, logs=trial.log_folder)
+                done.append(trial)
     finally:
         for h in hosts.values():
             h.close()

@@ -143,10 +143,13 @@ class FailoverSuite:
         artifacts: dict[str, object] = {}
         if not self.frame.empty:
             artifacts = {"failover.csv": self.frame, "medians.csv": self.medians(),
-                         "timelines.png": self.timelines(), "downtime.png": self.downtime()}
+                         "timelines.png": self.timelines(), "downtime.png": self.downtime(),
+                         "journal": {t.log_folder.split("/", 1)[1]: {f"{n}.log": text for n, text in t.journals.items()}
+                                     for t in self.done}}
         return record.save(self.result, self.record_dir, artifacts=artifacts)
 
     def raise_if_failed(self) -> None:
         if not self.frame.empty and not self.frame["ok"].all():
             bad = self.frame[~self.frame["ok"]]
-            raise runner.TrialFailed("; ".join(f"{r.scenario} #{r.trial}: {r.problems}" for r in bad.itertuples()))
+            raise runner.TrialFailed("; ".join(f"{r.scenario} #{r.trial}: {r.problems} (cluster logs: {r.logs}/)"
+                                               for r in bad.itertuples()))
