@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from .. import rawview
 from ..facts import cibstatus
 from ..facts.pacemaker import FailedAction
 from ..params import Params
@@ -84,17 +85,7 @@ MARKERS: tuple[tuple[str, str, str], ...] = (
 
 def legend(raw: str) -> pd.DataFrame:
     """Pure: one row per part of this crm_mon text (sections and markers that occur), quoting its first line."""
-    rows: list[dict[str, str]] = []
-    seen: set[str] = set()
-    for line in raw.splitlines():
-        text = line.strip()
-        if not text:
-            continue
-        for needle, part, meaning in SECTIONS + MARKERS:
-            if needle in text and part not in seen:
-                seen.add(part)
-                rows.append({"part": part, "seen here": text.lstrip("* ").replace("\t", " "), "what it means": meaning})
-    return pd.DataFrame(rows, columns=["part", "seen here", "what it means"])
+    return rawview.legend(raw, SECTIONS + MARKERS, every_match=True)
 
 
 def _first_answering(hosts: Mapping[str, Runner], params: Params) -> str:
