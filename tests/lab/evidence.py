@@ -50,11 +50,12 @@ LOGIN_EFFECTS = {
     "/run": "pam_motd renames motd.dynamic into it at every login; a dry run's CIB scratch dirs come and go here",
     "/tmp": "a dry run's bonding scratch dir (mktemp -d) comes and goes here",
 }
-# Logs that grow by themselves or at any read: journald, pacemaker's detail log, Apache's
-# access log (the cluster's monitor polls /server-status) and error log (a refused GET of
-# /server-status from outside, as stage 6 verifies). Allowed to grow in place, nothing else.
-GROWING_LOGS = re.compile(
-    r"^/var/log/(journal/.*|pacemaker/pacemaker\.log|apache2/(access|error)\.log|wtmp|btmp|lastlog)$|^/run/utmp$")
+# Logs that grow by themselves or when something reads: journald's, pacemaker's and corosync's
+# (`corosync -t` writes there), Apache's access log (the cluster's monitor polls /server-status)
+# and error log (a refused GET of /server-status from outside, which stage 6 verifies).
+# Allowed to grow in place, nothing else.
+GROWING_LOGS = re.compile(r"^/var/log/(journal/.*|pacemaker/pacemaker\.log|corosync/corosync\.log|"
+                          r"apache2/(access|error)\.log|wtmp|btmp|lastlog)$|^/run/utmp$")
 UNITS = ("corosync", "pacemaker", "apache2")
 SCRATCH = re.compile(r"^/(tmp/hakit-bonding|run/hakit-cib)\.[A-Za-z0-9]{6,}(/|$)")
 SCRATCH_TEMPLATES = {"/tmp/hakit-bonding.XXXXXXXX", "/run/hakit-cib.XXXXXX"}
@@ -347,7 +348,7 @@ WRITES_UNLESS = {  # word -> the options with which it only reads (anything else
     "crm_resource": re.compile(r"^\s*(--list|-L|--locate|-W|--why|--list-\S+)\b"),
     "crm_node": re.compile(r"^\s*(-[lnpqi]|--list|--name|--partition|--quorum)\b"),
     "corosync-cfgtool": re.compile(r"^\s*(-s|-n|-h)\b"),
-    "corosync-cmapctl": re.compile(r"^\s*(-g|-b|-l|-p)\b|^\s*$"),
+    "corosync-cmapctl": re.compile(r"^(?!.*(^|\s)-[sdDpC]\b)"),  # set, delete, load a file, clear stats
     "stonith_admin": re.compile(r"^\s*(--history|-H|--list\S*|-l|-L|--query|-Q|--metadata|-M)\b"),
     "ifup": re.compile(r"--no-act\b"),
     "modprobe": re.compile(r"^\s*-n\b"),

@@ -44,22 +44,10 @@ def secret_values(lab: Lab) -> dict[str, bytes]:
     return {"the BMC password": password, "the corosync authkey": key}
 
 
-@pytest.fixture
-def deployment(cluster2, tmp_path: Path) -> tuple[Lab, Path, evidence.SecretSearch]:
-    """The built cluster, a copy of its run folder with every notebook rendered to HTML, and the search."""
-    lab, folder = cluster2
-    copy = tmp_path / folder.name
-    shutil.copytree(folder, copy)
-    for nb in sorted(copy.glob("*.ipynb")):
-        export_html(nb)  # what `hakit run` writes beside each notebook (the build skipped it for time)
-    return lab, copy, evidence.SecretSearch(secret_values(lab))
-
-
-def test_the_search_finds_every_form_it_looks_for(deployment, tmp_path: Path) -> None:
-    """The positive control: each secret planted in each form, in the kinds of file a run holds."""
-    _, _, search = deployment
-    planted = tmp_path / "planted"
-    clean = tmp_path / "clean"
+def positive_control(search: evidence.SecretSearch, cib_xml: str, tmp: Path) -> None:
+    """Each secret planted in each form, in the kinds of file a run holds, is found; a clean file is not."""
+    planted = tmp / "planted"
+    clean = tmp / "clean"
     clean.mkdir()
     (clean / "record.json").write_text(json.dumps({"note": "nothing secret here", "digest": "ab" * 32}))
     expected = set()
@@ -79,26 +67,31 @@ def test_the_search_finds_every_form_it_looks_for(deployment, tmp_path: Path) ->
     assert all(found.get(f"{label.replace(' ', '-')}-fragment.json") for label in search.secrets), sorted(found)
     assert search.in_tree(clean) == {}
     # The CIB check too: a password put into a stonith attribute is found.
-    cib_xml = evidence.cib(deployment[0], "vm-node1")
     password = search.secrets["the BMC password"].decode()
-    assert ("the BMC password", "raw") in search.in_bytes(cib_xml.replace('name="ipport"', f'name="ipport" value="{password}"', 1).encode())
-    assert "SecretSearch(['the BMC password', 'the corosync authkey'], <values hidden>)" == repr(search)
+    assert ("the BMC password", "raw") in search.in_bytes(
+        cib_xml.replace('name="ipport"', f'name="ipport" value="{password}"', 1).encode())
+    assert repr(search) == "SecretSearch(['the BMC password', 'the corosync authkey'], <values hidden>)"
 
 
-def test_no_secret_in_the_run_folder_or_its_html(deployment) -> None:
-    _, folder, search = deployment
-    files = [f for f in folder.rglob("*") if f.is_file()]
+def test_the_secrets_are_in_no_file_of_the_run_no_html_page_no_cib_and_no_node_log(cluster2, tmp_path: Path) -> None:
+    lab, folder = cluster2
+    search = evidence.SecretSearch(secret_values(lab))
+    positive_control(search, evidence.cib(lab, "vm-node1"), tmp_path)
+    # Every file of the build's run folder, with each notebook rendered as `hakit run` renders it
+    # (the build skipped the HTML for time).
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy)
+    for nb in sorted(copy.glob("*.ipynb")):
+        export_html(nb)
+    files = [f for f in copy.rglob("*") if f.is_file()]
     html = [f for f in files if f.suffix == ".html"]
-    assert len(html) >= 7 and {f.stem for f in html} >= {f.stem for f in folder.glob("*.ipynb")}  # + index.html
-    assert any("cib-before.xml" in str(f) for f in files) and any(f.name == "record.json" for f in files)
-    found = search.in_tree(folder)
+    assert len(html) >= 7 and {f.stem for f in html} >= {f.stem for f in copy.glob("*.ipynb")}  # + index.html
+    assert any(f.name == "cib-before.xml" for f in files) and any(f.name == "record.json" for f in files)
+    found = search.in_tree(copy)
     assert found == {}, {f: sorted(hits) for f, hits in found.items()}  # names and forms only, never the value
     print(f"\nFIGURES secret search: {len(files)} files, {sum(f.stat().st_size for f in files)} bytes of the run "
           f"folder (with {len(html)} HTML pages): nothing found")
-
-
-def test_no_secret_in_the_live_cib_its_saved_history_or_the_node_logs(deployment) -> None:
-    lab, _, search = deployment
+    # The live CIB as each node hands it out, every CIB pacemaker saved, the node's logs.
     for n in lab.params.nodes:
         base = Path(evidence.root(lab, n.name))
         cib_xml = evidence.nsrun(lab, n.name, ["cibadmin", "--query", "--local"]).stdout
@@ -108,8 +101,8 @@ def test_no_secret_in_the_live_cib_its_saved_history_or_the_node_logs(deployment
         history = sorted((base / "var/lib/pacemaker/cib").glob("cib*"))
         assert len(history) > 4  # every configuration pacemaker wrote, the stages' patches included
         places |= {f"/var/lib/pacemaker/cib/{f.name}": f.read_bytes() for f in history}
-        log = base / "var/log/pacemaker/pacemaker.log"
-        if log.exists():
-            places["pacemaker.log"] = log.read_bytes()
-        found = {where: sorted(search.in_bytes(data)) for where, data in places.items() if search.in_bytes(data)}
-        assert found == {}, f"{n.name}: {found}"
+        for log in ("var/log/pacemaker/pacemaker.log", "var/log/corosync/corosync.log"):
+            if (base / log).exists():
+                places[log] = (base / log).read_bytes()
+        found_n = {where: sorted(search.in_bytes(data)) for where, data in places.items() if search.in_bytes(data)}
+        assert found_n == {}, f"{n.name}: {found_n}"
