@@ -159,8 +159,8 @@ def test_dry_run_of_every_stage_on_a_built_cluster_changes_nothing(cluster2, lab
     print(f"\nFIGURES dry run of stages 1-6 on the built cluster with changed params: {o.seconds:.1f} s, "
           f"{sum(len(c) for c in o.commands.values())} commands, {sum(o.scratch.values())} writes inside scratch dirs")
     # Stages 3-6 each planned a change, so their previews ran (crm_verify, crm_diff, crm_simulate in a
-    # scratch dir). A dry run with the build's own params plans nothing and sent the same commands
-    # here (143 of them, 75 scratch writes; measured once, not asserted).
+    # scratch dir). A dry run with the build's own params plans nothing; measured once, it sent as many
+    # commands and scratch writes as this one, so it is not run again here.
     assert [st["status"] for st in o.summary["stages"]] == ["dry run"] * 6
     planned = {st["notebook_name"]: [x["detail"] for x in st["outcomes"] if "would:" in x["detail"]]
                for st in o.summary["stages"]}
