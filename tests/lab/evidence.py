@@ -56,6 +56,9 @@ LOGIN_EFFECTS = {
 # Allowed to grow in place, nothing else.
 GROWING_LOGS = re.compile(r"^/var/log/(journal/.*|pacemaker/pacemaker\.log|corosync/corosync\.log|"
                           r"apache2/(access|error)\.log|wtmp|btmp|lastlog)$|^/run/utmp$")
+# Pacemaker's scheduler saves the input of every transition it computes (also the idle recheck,
+# every 15 minutes) as a new file here; what a transition does shows in the CIB, compared whole.
+SCHEDULER_INPUTS = re.compile(r"^/var/lib/pacemaker/pengine(/pe-(input|warn|error)(-\d+\.bz2|\.last))?$")
 UNITS = ("corosync", "pacemaker", "apache2")
 SCRATCH = re.compile(r"^/(tmp/hakit-bonding|run/hakit-cib)\.[A-Za-z0-9]{6,}(/|$)")
 SCRATCH_TEMPLATES = {"/tmp/hakit-bonding.XXXXXXXX", "/run/hakit-cib.XXXXXX"}
@@ -156,7 +159,7 @@ def file_changes(before: dict[str, Inode], after: dict[str, Inode], allowed: dic
     out = []
     for path in sorted(set(before) | set(after)):
         a, b = before.get(path), after.get(path)
-        if a == b or path in allowed:
+        if a == b or path in allowed or SCHEDULER_INPUTS.match(path):
             continue
         if a and b and GROWING_LOGS.match(path) and (a.ino, a.mode, a.uid, a.gid) == (b.ino, b.mode, b.uid, b.gid) \
                 and b.size >= a.size:

@@ -87,6 +87,17 @@ def changed_paths(before: dict[str, evidence.NodeState], after: dict[str, eviden
     return out
 
 
+def failed_stage3(lab: Lab, hosts, refused: tuple[str, str, str], tmp: Path):
+    """Stage 3 to the seed profile with one tool refusing on one node: (the error, the nodes before, after)."""
+    with refusing(lab, *refused):
+        run = stage_run(CorosyncStage(lab.params, profile="seed"), hosts, tmp / "failed")
+        before = snapshot(lab)
+        with pytest.raises(driver.StageFailed) as failed:
+            run.apply()
+        after = snapshot(lab)
+    return failed.value, before, after
+
+
 @pytest.fixture
 def built(cluster2):
     lab, _ = cluster2
@@ -102,13 +113,7 @@ def test_a_config_corosync_rejects_on_the_second_node_changes_no_node(built, tmp
     """`corosync -t` refuses the new file on vm-node2 after vm-node1 accepted it: both staged files go,
     nothing else moved; then the same change goes through."""
     lab, hosts = built
-    with refusing(lab, "vm-node2", "corosync", "-t"):
-        run = stage_run(CorosyncStage(lab.params, profile="seed"), hosts, tmp_path / "failed")
-        before = snapshot(lab)
-        with pytest.raises(driver.StageFailed) as failed:
-            run.apply()
-        after = snapshot(lab)
-    e = failed.value
+    e, before, after = failed_stage3(lab, hosts, ("vm-node2", "corosync", "-t"), tmp_path)
     assert (e.node, e.command, e.exit_code) == ("vm-node2", f"corosync -t -c {STAGED}", 1)
     assert "injected failure" in e.stderr
     assert [c.split(":", 1)[0] for c in e.changed] == ["vm-node1", "vm-node2"]  # the staged copies...
@@ -129,13 +134,7 @@ def test_a_reload_refused_after_the_install_is_reported_exactly_and_the_next_run
     """`corosync-cfgtool -R` fails after the new file is on both nodes: the error names exactly the
     files the evidence shows changed, corosync still runs the old timing, and the next run reloads."""
     lab, hosts = built
-    with refusing(lab, "vm-node1", "corosync-cfgtool", "-R"):
-        run = stage_run(CorosyncStage(lab.params, profile="seed"), hosts, tmp_path / "failed")
-        before = snapshot(lab)
-        with pytest.raises(driver.StageFailed) as failed:
-            run.apply()
-        after = snapshot(lab)
-    e = failed.value
+    e, before, after = failed_stage3(lab, hosts, ("vm-node1", "corosync-cfgtool", "-R"), tmp_path)
     assert (e.node, e.command, e.exit_code) == ("vm-node1", "corosync-cfgtool -R", 1)
     changed = changed_paths(before, after)
     assert changed == {n: [COROSYNC_CONF, PREV] for n in before}, changed  # the live file, and the old one kept
