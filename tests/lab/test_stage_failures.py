@@ -9,9 +9,11 @@ write, unit states, the CIB), not from the product's account, and then compared 
 (`StageFailed.changed`).
 
 Runs on the built two-node cluster and leaves it as the build made it (the fast profile, the
-shipped failure policy). A failure found here: stage 3 after a failed ``corosync-cfgtool -R``
-left the new file installed and corosync on the old timing, and the next run called that
-converged; it now plans the one reload (and its verification checks the runtime timing).
+shipped failure policy). Two failures found here, both fixed: stage 3 after a failed
+``corosync-cfgtool -R`` left the new file installed and corosync on the old timing, and the next
+run called that converged (it now plans the one reload, and its verification checks the runtime
+timing); a write that failed after its upload (stage 2's copy of the authkey) left the upload, a
+second copy of the key, beside the file.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from hakit import cib as hcib
 from hakit import notebook
 from hakit.lab import Lab
 from hakit.params import load_params
-from hakit.paths import COROSYNC_CONF
+from hakit.paths import AUTHKEY, COROSYNC_CONF
 from hakit.stages import driver
+from hakit.stages.authkey import AuthkeyStage
 from hakit.failover.runner import settle
 from hakit.stages.constraints import ConstraintsStage
 from hakit.stages.corosync import PREV, STAGED, CorosyncStage
@@ -153,6 +156,35 @@ def test_a_reload_refused_after_the_install_is_reported_exactly_and_the_next_run
     assert {runtime_token(lab, n.name) for n in lab.params.nodes} == {"3000"}
     driver.run_stage(CorosyncStage(lab.params), hosts, dry_run=False, record_dir=str(tmp_path / "back"))
     assert {runtime_token(lab, n.name) for n in lab.params.nodes} == {"1000"}
+
+
+def test_an_authkey_copy_refused_on_the_second_node_leaves_no_copy_and_the_next_run_installs_it(built, tmp_path) -> None:
+    """vm-node2 has lost its key file (corosync runs on with the key it read at start); the copy from
+    vm-node1 fails at its last step, the rename. Nothing may stay behind: before the fix the upload,
+    a second copy of the key, stayed in /etc/corosync while the error said "nothing was changed"."""
+    lab, hosts = built
+    key = Path(evidence.root(lab, "vm-node1") + AUTHKEY).read_bytes()
+    evidence.nsrun(lab, "vm-node2", ["mv", AUTHKEY, "/root/authkey.saved"])
+    try:
+        with refusing(lab, "vm-node2", "mv", "-f"):
+            run = stage_run(AuthkeyStage(lab.params), hosts, tmp_path / "failed")
+            assert [type(o).__name__ for o in run.plan.ops] == ["CopySecretFile"], run.plan.program()
+            before = snapshot(lab)
+            with pytest.raises(driver.StageFailed) as failed:
+                run.apply()
+            after = snapshot(lab)
+        e = failed.value
+        assert e.node == "vm-node2" and e.command.startswith("mv -f /etc/corosync/.authkey.hakit-")
+        assert e.changed == [] and "nothing was changed" in str(e)
+        assert evidence.file_changes(before["vm-node1"].files, after["vm-node1"].files, allowed=RUN_EFFECTS) == []
+        left = evidence.file_changes(before["vm-node2"].files, after["vm-node2"].files, allowed=RUN_EFFECTS)
+        assert left == ["changed /etc/corosync (mtime_ns, ctime_ns)"], left  # an entry came and went, no more
+        # The next run installs the key: vm-node1's, byte for byte, root:root 0400.
+        driver.run_stage(AuthkeyStage(lab.params), hosts, dry_run=False, record_dir=str(tmp_path / "next"))
+        got = Path(evidence.root(lab, "vm-node2") + AUTHKEY)
+        assert got.read_bytes() == key and (got.stat().st_mode & 0o777, got.stat().st_uid) == (0o400, 0)
+    finally:  # the built cluster as it was, whatever failed above
+        evidence.nsrun(lab, "vm-node2", f"[ -e {AUTHKEY} ] || mv /root/authkey.saved {AUTHKEY}; rm -f /root/authkey.saved")
 
 
 def configuration(cib_xml: str) -> str:
