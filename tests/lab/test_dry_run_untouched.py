@@ -8,9 +8,10 @@ init (``/proc/<pid>/root``, ``nsenter``), never over SSH:
 - every inode of each node's filesystem, before and after: type, mode, owner, size, inode
   number, mtime and ctime (no process can set a ctime), and a sha256 of every file where a
   stage writes. Allowed to differ: what any SSH login changes (``/run/motd.dynamic``), the
-  mtime of ``/tmp`` and ``/run`` (the dry run's scratch dirs come and go there), and logs
-  that grow in place (the journal, pacemaker's log, Apache's access log, which the
-  cluster's monitor writes every second);
+  mtime of ``/tmp`` and ``/run`` (the dry run's scratch dirs come and go there), logs that
+  grow in place (the journal; pacemaker's, corosync's and Apache's logs: the cluster's
+  monitor polls Apache every second) and the inputs pacemaker's scheduler saves at each
+  transition it computes (the CIB, compared whole, shows what a transition did);
 - systemd's state of corosync, pacemaker and apache2 (an InvocationID changes at each
   start), and the node's systemd (PID 1) journal: it logs every start, stop, reload and
   daemon-reload, and must log nothing;
