@@ -378,7 +378,10 @@ def preview(host: Host, p: CibPlan) -> Preview:
         wanted = wd.put("wanted.xml", p.wanted_xml)
         v = host.run(f"crm_verify --verbose --xml-file {wanted}", check=False)
         patch = _crm_diff(host, live, wanted)
-        sim = host.run(f"crm_simulate --xml-file {wanted} --simulate", check=False)
+        # Without --save-output, crm_simulate keeps its working copy as shadow.<pid> in pacemaker's
+        # own CIB directory (/var/lib/pacemaker/cib) while it runs: a dry run would write there.
+        sim = host.run(f"crm_simulate --xml-file {wanted} --save-output {wd.path}/simulated.xml --simulate",
+                       check=False)
     return Preview(v.exit_code == 0, (v.stdout + v.stderr).strip(), patch, transition_summary(sim.stdout))
 
 

@@ -148,18 +148,29 @@ class Host:
             raise
 
     def write_bytes(self, path: str, data: bytes, mode: int = 0o644, owner: str = "root:root") -> None:
-        """Write a file atomically: upload beside it with the final mode, then rename over it."""
+        """Write a file atomically: upload beside it with the final mode, then rename over it.
+
+        If any step fails, the upload is removed again: a failed write leaves no stray copy (for the
+        authkey, a second copy of the secret) beside the file, so "nothing was changed" holds.
+        """
         self.open()
         tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.hakit-{uuid.uuid4().hex[:8]}")
         sftp = self.conn.sftp()
         try:
-            with sftp.open(tmp, "wb") as f:
-                f.chmod(mode)  # before any byte is written, so a secret is never world-readable
-                f.write(data)
-        except OSError as e:
-            raise RemoteError(self.name, f"sftp put {tmp}", None, str(e)) from None
-        self.run(["chown", owner, tmp])
-        self.run(["mv", "-f", tmp, path])
+            try:
+                with sftp.open(tmp, "wb") as f:
+                    f.chmod(mode)  # before any byte is written, so a secret is never world-readable
+                    f.write(data)
+            except OSError as e:
+                raise RemoteError(self.name, f"sftp put {tmp}", None, str(e)) from None
+            self.run(["chown", owner, tmp])
+            self.run(["mv", "-f", tmp, path])
+        except BaseException:
+            try:
+                self.run(["rm", "-f", "--", tmp], check=False)
+            except Exception:  # noqa: BLE001 - the node may be gone; the original error is what matters
+                pass
+            raise
 
     def close(self) -> None:
         self.conn.close()

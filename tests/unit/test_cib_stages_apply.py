@@ -235,6 +235,10 @@ def test_stage4_dry_run_changes_nothing(fenced: Params) -> None:
     for h in c.hosts.values():
         assert [s for s in h.changing(READ_ONLY) if not s.what.startswith(WORKDIR + "/")] == []
     assert c.patches == 0
+    # crm_simulate keeps a working copy while it runs: in the private dir, not pacemaker's CIB
+    # directory (where it goes by default, as shadow.<pid>: seen on a lab node).
+    (sim,) = [cmd for h in c.hosts.values() for cmd in h.commands if cmd.startswith("crm_simulate ")]
+    assert f" --save-output {WORKDIR}/" in sim
 
 
 def test_stage4_failed_credential_write_stops_before_the_cib(fenced: Params) -> None:

@@ -99,6 +99,37 @@ def test_a_reload_that_did_not_take_effect_fails_naming_the_installed_files(lab:
     assert "vm-node1: corosync-cfgtool -R" in e.value.changed
 
 
+RUNTIME_FAST = ("runtime.config.totem.consensus (u32) = 1200\nruntime.config.totem.join (u32) = 60\n"
+                "runtime.config.totem.token (u32) = 1000\nruntime.config.totem.token_warning (u32) = 75\n")
+
+
+def test_an_installed_file_that_corosync_does_not_run_yet_gets_one_reload(lab: Params) -> None:
+    """Seen on the lab: a reload that failed after the install left the seed file on both nodes and
+    corosync on fast timing; the next run must not call that converged."""
+    fakes = {n.name: node(n.name, want(lab, "seed"), active=True) for n in lab.nodes}
+    for f in fakes.values():
+        f.answer(r"^corosync-cmapctl runtime\.config\.totem\.$", RUNTIME_FAST)
+    facts = corosync.CorosyncStage(lab, profile="seed").gather(fakes)
+    assert facts.nodes["vm-node2"].runtime == {"consensus": "1200", "join": "60", "token": "1000"}
+    p = corosync.CorosyncStage(lab, profile="seed").plan(facts)
+    assert p.program() == [
+        "vm-node1  corosync-cfgtool -R",
+        "--- barrier: every node reloaded ---",
+        "vm-node1  check runtime.config.totem.token = 3000", "vm-node1  check runtime.config.totem.consensus = 3600",
+        "vm-node2  check runtime.config.totem.token = 3000", "vm-node2  check runtime.config.totem.consensus = 3600"]
+    assert any("corosync runs older timing than its file (vm-node1: totem.token 1000 -> 3000" in n for n in p.notes)
+    v = corosync.verify(fakes, lab, wait_s=0)
+    behind = [c for c in v.checks if c.check == "corosync runs the timing its file sets"]
+    assert [c.ok for c in behind] == [False, False] and "totem.token: runs 1000, file 3000" in behind[0].detail
+    # Once corosync runs the file's timing, the same files plan nothing and verify agrees.
+    for f in fakes.values():
+        f.script = [(pat, a) for pat, a in f.script if not pat.startswith("^corosync-cmapctl")]
+        f.answer(r"^corosync-cmapctl runtime\.config\.totem\.$", RUNTIME_FAST.replace("1200", "3600").replace("1000", "3000"))
+    assert corosync.CorosyncStage(lab, profile="seed").plan(corosync.CorosyncStage(lab).gather(fakes)).ops == []
+    checks = [c for c in corosync.verify(fakes, lab, wait_s=0).checks if c.check == "corosync runs the timing its file sets"]
+    assert [c.ok for c in checks] == [True, True] and checks[0].detail == "consensus 3600, token 3000"
+
+
 def test_a_change_that_needs_a_restart_is_refused_without_allow_restart(lab: Params) -> None:
     old = want(lab).replace(b"cluster_name: hakit-lab", b"cluster_name: other")
     fakes = {n.name: node(n.name, old, active=True) for n in lab.nodes}
@@ -178,7 +209,7 @@ def test_a_dry_run_sends_only_reads(lab: Params) -> None:
     assert res.dry_run and all(o.outcome == "not applied" for o in res.outcomes)
     for f in fakes.values():
         assert f.writes == []
-        assert all(c.startswith(("for u in", "test -s")) for c in f.commands), f.commands
+        assert all(c.startswith(("for u in", "test -s", "corosync-cmapctl runtime.")) for c in f.commands), f.commands
 
 
 def test_a_rejected_config_stops_before_any_live_file_changes_and_removes_the_staged_ones(lab: Params) -> None:

@@ -1,0 +1,269 @@
+"""Stages that fail on real nodes: each either leaves every node as it was or names exactly the
+nodes and files it changed, and the next run repairs what it left.
+
+Failures are injected where a real one would come from: a tool on one node refuses (a wrapper of
+the same name in ``/usr/local/sbin``, which comes first in root's PATH; the daemons, started by
+systemd with absolute paths, are untouched). What a failure left is judged from evidence the
+test reads itself from this machine (tests/lab/evidence.py: every inode, digests where stages
+write, unit states, the CIB), not from the product's account, and then compared with that account
+(`StageFailed.changed`).
+
+Runs on the built two-node cluster and leaves it as the build made it (the fast profile, the
+shipped failure policy). Two failures found here, both fixed: stage 3 after a failed
+``corosync-cfgtool -R`` left the new file installed and corosync on the old timing, and the next
+run called that converged (it now plans the one reload, and its verification checks the runtime
+timing); a write that failed after its upload (stage 2's copy of the authkey) left the upload, a
+second copy of the key, beside the file.
+"""
+
+from __future__ import annotations
+
+import shlex
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+
+import evidence
+from hakit import cib as hcib
+from hakit import notebook
+from hakit.lab import Lab
+from hakit.params import load_params
+from hakit.paths import AUTHKEY, COROSYNC_CONF
+from hakit.stages import driver
+from hakit.stages.authkey import AuthkeyStage
+from hakit.failover.runner import settle
+from hakit.stages.constraints import ConstraintsStage
+from hakit.stages.corosync import PREV, STAGED, CorosyncStage
+from hakit.stages.properties import PropertiesStage
+from hakit.stages.resources import ResourcesStage
+
+pytestmark = pytest.mark.lab
+
+# What a real (failed) run may change besides what it reports: its lock comes and goes in /run/hakit.
+RUN_EFFECTS = evidence.LOGIN_EFFECTS | {"/run/hakit": "the cluster lock is taken and released there"}
+
+
+@contextmanager
+def refusing(lab: Lab, node: str, tool: str, arg: str) -> Iterator[None]:
+    """On ``node``, ``tool <... arg ...>`` fails (exit 1, a message on stderr); any other call runs the real tool."""
+    real = evidence.nsrun(lab, node, ["sh", "-c", f"command -v {tool}"]).stdout.strip()
+    assert real and not real.startswith("/usr/local/"), real
+    script = (f'#!/bin/sh\n# hakit test: {tool} {arg} refused on purpose\nfor a in "$@"; do\n'
+              f'  [ "$a" = "{arg}" ] && {{ echo "injected failure: {tool} {arg} refused" >&2; exit 1; }}\ndone\n'
+              f'exec {real} "$@"\n')
+    path = f"/usr/local/sbin/{tool}"
+    evidence.nsrun(lab, node, f"printf '%s' {shlex.quote(script)} > {path} && chmod 0755 {path}")
+    try:
+        yield
+    finally:
+        evidence.nsrun(lab, node, ["rm", "-f", path])
+
+
+def stage_run(stage: driver.Stage, hosts, record_dir: Path) -> driver.StageRun:
+    run = driver.StageRun(stage, hosts, dry_run=False, record_dir=str(record_dir))
+    run.gather()
+    run.make_plan()
+    return run
+
+
+def runtime_token(lab: Lab, node: str) -> str:
+    out = evidence.nsrun(lab, node, ["corosync-cmapctl", "-g", "runtime.config.totem.token"]).stdout
+    return out.rsplit("=", 1)[-1].strip()
+
+
+def snapshot(lab: Lab) -> dict[str, evidence.NodeState]:
+    return {n.name: evidence.node_state(lab, n.name) for n in lab.params.nodes}
+
+
+def changed_paths(before: dict[str, evidence.NodeState], after: dict[str, evidence.NodeState]) -> dict[str, list[str]]:
+    """Per node, the files whose content, owner, mode or identity changed (directories' own times aside)."""
+    out = {}
+    for n in before:
+        lines = evidence.file_changes(before[n].files, after[n].files, allowed=RUN_EFFECTS)
+        paths = [ln.split(" ", 2)[1] for ln in lines]
+        out[n] = [p for p in paths if not (p in after[n].files and after[n].files[p].mode & 0o040000
+                                           and p in before[n].files)]
+    return out
+
+
+def failed_stage3(lab: Lab, hosts, refused: tuple[str, str, str], tmp: Path):
+    """Stage 3 to the seed profile with one tool refusing on one node: (the error, the nodes before, after)."""
+    with refusing(lab, *refused):
+        run = stage_run(CorosyncStage(lab.params, profile="seed"), hosts, tmp / "failed")
+        before = snapshot(lab)
+        with pytest.raises(driver.StageFailed) as failed:
+            run.apply()
+        after = snapshot(lab)
+    return failed.value, before, after
+
+
+@pytest.fixture
+def built(cluster2):
+    lab, _ = cluster2
+    hosts = notebook.connect_nodes(lab.params)
+    try:
+        yield lab, hosts
+    finally:
+        for h in hosts.values():
+            h.close()
+
+
+def test_a_config_corosync_rejects_on_the_second_node_changes_no_node(built, tmp_path: Path) -> None:
+    """`corosync -t` refuses the new file on vm-node2 after vm-node1 accepted it: both staged files go,
+    nothing else moved; then the same change goes through."""
+    lab, hosts = built
+    e, before, after = failed_stage3(lab, hosts, ("vm-node2", "corosync", "-t"), tmp_path)
+    assert (e.node, e.command, e.exit_code) == ("vm-node2", f"corosync -t -c {STAGED}", 1)
+    assert "injected failure" in e.stderr
+    assert [c.split(":", 1)[0] for c in e.changed] == ["vm-node1", "vm-node2"]  # the staged copies...
+    assert all(f"write {STAGED} " in c for c in e.changed)
+    assert f"vm-node1: rm -f {STAGED}: done" in str(e) and f"vm-node2: rm -f {STAGED}: done" in str(e)  # ...removed
+    for n in before:  # by the evidence: every file, unit and the CIB as before; /etc/corosync saw an entry come and go
+        left = evidence.file_changes(before[n].files, after[n].files, allowed=RUN_EFFECTS)
+        assert left == ["changed /etc/corosync (mtime_ns, ctime_ns)"], (n, left)
+        assert (before[n].units, before[n].cib, before[n].packages) == (after[n].units, after[n].cib, after[n].packages)
+        assert runtime_token(lab, n) == "1000"
+    # The next run, the tool no longer refusing, makes the change; then the cluster goes back to its profile.
+    for profile, token in (("seed", "3000"), ("fast", "1000")):
+        driver.run_stage(CorosyncStage(lab.params, profile=profile), hosts, dry_run=False, record_dir=str(tmp_path / profile))
+        assert {runtime_token(lab, n.name) for n in lab.params.nodes} == {token}
+
+
+def test_a_reload_refused_after_the_install_is_reported_exactly_and_the_next_run_repairs_it(built, tmp_path: Path) -> None:
+    """`corosync-cfgtool -R` fails after the new file is on both nodes: the error names exactly the
+    files the evidence shows changed, corosync still runs the old timing, and the next run reloads."""
+    lab, hosts = built
+    e, before, after = failed_stage3(lab, hosts, ("vm-node1", "corosync-cfgtool", "-R"), tmp_path)
+    assert (e.node, e.command, e.exit_code) == ("vm-node1", "corosync-cfgtool -R", 1)
+    changed = changed_paths(before, after)
+    assert changed == {n: [COROSYNC_CONF, PREV] for n in before}, changed  # the live file, and the old one kept
+    for n, paths in changed.items():  # each named in the error, for that node
+        said = [c for c in e.changed if c.startswith(f"{n}: ")]
+        assert all(any(p in c for c in said) for p in paths), (n, paths, said)
+        assert after[n].files[PREV].sha256 == before[n].files[COROSYNC_CONF].sha256  # the old file, kept
+        assert runtime_token(lab, n) == "1000"  # corosync still runs the old timing
+        assert (before[n].units, before[n].cib) == (after[n].units, after[n].cib)
+    # The next run sees the file in place but the runtime behind it, and reloads (nothing else).
+    nxt = stage_run(CorosyncStage(lab.params, profile="seed"), hosts, tmp_path / "next")
+    assert [ln for ln in nxt.plan.program() if not ln.startswith("---")][0] == "vm-node1  corosync-cfgtool -R"
+    assert not any("write" in ln or "systemctl" in ln for ln in nxt.plan.program()), nxt.plan.program()
+    nxt.apply()
+    assert nxt.verify().ok
+    assert {runtime_token(lab, n.name) for n in lab.params.nodes} == {"3000"}
+    driver.run_stage(CorosyncStage(lab.params), hosts, dry_run=False, record_dir=str(tmp_path / "back"))
+    assert {runtime_token(lab, n.name) for n in lab.params.nodes} == {"1000"}
+
+
+def test_an_authkey_copy_refused_on_the_second_node_leaves_no_copy_and_the_next_run_installs_it(built, tmp_path) -> None:
+    """vm-node2 has lost its key file (corosync runs on with the key it read at start); the copy from
+    vm-node1 fails at its last step, the rename. Nothing may stay behind: before the fix the upload,
+    a second copy of the key, stayed in /etc/corosync while the error said "nothing was changed"."""
+    lab, hosts = built
+    key = Path(evidence.root(lab, "vm-node1") + AUTHKEY).read_bytes()
+    evidence.nsrun(lab, "vm-node2", ["mv", AUTHKEY, "/root/authkey.saved"])
+    try:
+        with refusing(lab, "vm-node2", "mv", "-f"):
+            run = stage_run(AuthkeyStage(lab.params), hosts, tmp_path / "failed")
+            assert [type(o).__name__ for o in run.plan.ops] == ["CopySecretFile"], run.plan.program()
+            before = snapshot(lab)
+            with pytest.raises(driver.StageFailed) as failed:
+                run.apply()
+            after = snapshot(lab)
+        e = failed.value
+        assert e.node == "vm-node2" and e.command.startswith("mv -f /etc/corosync/.authkey.hakit-")
+        assert e.changed == [] and "nothing was changed" in str(e)
+        assert evidence.file_changes(before["vm-node1"].files, after["vm-node1"].files, allowed=RUN_EFFECTS) == []
+        left = evidence.file_changes(before["vm-node2"].files, after["vm-node2"].files, allowed=RUN_EFFECTS)
+        assert left == ["changed /etc/corosync (mtime_ns, ctime_ns)"], left  # an entry came and went, no more
+        # The next run installs the key: vm-node1's, byte for byte, root:root 0400.
+        driver.run_stage(AuthkeyStage(lab.params), hosts, dry_run=False, record_dir=str(tmp_path / "next"))
+        got = Path(evidence.root(lab, "vm-node2") + AUTHKEY)
+        assert got.read_bytes() == key and (got.stat().st_mode & 0o777, got.stat().st_uid) == (0o400, 0)
+    finally:  # the built cluster as it was, whatever failed above
+        evidence.nsrun(lab, "vm-node2", f"[ -e {AUTHKEY} ] || mv /root/authkey.saved {AUTHKEY}; rm -f /root/authkey.saved")
+
+
+def configuration(cib_xml: str) -> str:
+    """The CIB's configuration section, canonical (what a patch changes; status and versions aside)."""
+    conf = ET.fromstring(cib_xml).find("configuration")
+    assert conf is not None
+    return ET.canonicalize(ET.tostring(conf, encoding="unicode"), strip_text=True)
+
+
+def crm_diff_config(lab: Lab, node: str, a: str, b: str) -> int:
+    """crm_diff, run by the test on the node, between the configuration sections of two CIBs (0: none)."""
+    wrap = "<cib>{}</cib>"
+    d = evidence.nsrun(lab, node, "mktemp -d /tmp/hakit-test-diff.XXXXXX").stdout.strip()
+    try:
+        base = Path(evidence.root(lab, node) + d)
+        (base / "a.xml").write_text(wrap.format(configuration(a)))
+        (base / "b.xml").write_text(wrap.format(configuration(b)))
+        return evidence.nsrun(lab, node, ["crm_diff", "--original", f"{d}/a.xml", "--new", f"{d}/b.xml"],
+                              check=False).returncode
+    finally:
+        evidence.nsrun(lab, node, ["rm", "-rf", "--", d])
+
+
+def edited(params_file: Path, tmp: Path, change) -> object:
+    data = yaml.safe_load(params_file.read_text())
+    change(data)
+    out = tmp / "edited.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_params(out)
+
+
+def test_a_refused_cib_patch_changes_nothing_and_a_rollback_is_exact(built, lab2_params: Path, tmp_path: Path) -> None:
+    """Stage 5 with a new failure policy: `cibadmin --patch` refused leaves the CIB's configuration and
+    epoch as they were; the next run patches; `cib.rollback` to the saved CIB leaves crm_diff empty."""
+    lab, hosts = built
+    params = edited(lab2_params, tmp_path, lambda d: d["pacemaker"]["resources"].update(migration_threshold=2))
+    live = evidence.cib(lab, "vm-node1")
+    with refusing(lab, "vm-node1", "cibadmin", "--patch"), refusing(lab, "vm-node2", "cibadmin", "--patch"):
+        run = stage_run(ResourcesStage(params), hosts, tmp_path / "failed")
+        assert [type(o).__name__ for o in run.plan.ops] == ["CibPatch"], run.plan.program()
+        with pytest.raises(driver.StageFailed) as failed:
+            run.apply()
+    assert failed.value.changed == [] and "nothing was changed" in str(failed.value)
+    now = evidence.cib(lab, "vm-node1")
+    assert configuration(now) == configuration(live) and hcib.CibSnapshot.parse(now).version.config == \
+        hcib.CibSnapshot.parse(live).version.config
+    saved = (tmp_path / "failed" / "cib-before.xml").read_text()  # saved before the attempt
+    assert crm_diff_config(lab, "vm-node1", saved, now) == 0
+    # The next run patches; the rollback to what it saved puts the configuration back exactly.
+    ok = driver.run_stage(ResourcesStage(params), hosts, dry_run=False, record_dir=str(tmp_path / "next"))
+    assert ok.result is not None and any(o.outcome == "changed" for o in ok.result.outcomes)
+    patched = evidence.cib(lab, "vm-node1")
+    assert 'name="migration-threshold" value="2"' in patched
+    assert crm_diff_config(lab, "vm-node1", live, patched) == 1  # the check sees a difference when there is one
+    proof = hcib.rollback(hosts["vm-node1"], tmp_path / "next" / "cib-before.xml")
+    back = evidence.cib(lab, "vm-node1")
+    assert configuration(back) == configuration(live), proof
+    for n in ("vm-node1", "vm-node2"):  # every node's copy
+        assert crm_diff_config(lab, n, live, evidence.cib(lab, n)) == 0, n
+
+
+@pytest.mark.parametrize("stage, change, expect", [
+    (PropertiesStage, lambda d: d["pacemaker"]["fencing"].update(delay_s=3), 'name="pcmk_delay_base" value="3s"'),
+    (ConstraintsStage, lambda d: d["pacemaker"].update(preferred_node="vm-node2"), 'id="preferred-node" rsc="vip" score="100" node="vm-node2"'),
+], ids=["04-fence-devices", "06-constraints"])
+def test_rollback_of_a_cib_stage_is_exact(built, lab2_params: Path, tmp_path: Path, stage, change, expect) -> None:
+    """A real change by stage 4 (a fence device's delay) or 6 (the preferred node), then `cib.rollback`
+    to the CIB the stage saved: the configuration is the one before, byte for byte and by crm_diff."""
+    lab, hosts = built
+    live = evidence.cib(lab, "vm-node1")
+    params = edited(lab2_params, tmp_path, change)
+    try:
+        run = driver.run_stage(stage(params), hosts, dry_run=False, record_dir=str(tmp_path / "run"))
+        assert run.result is not None and any(o.outcome == "changed" for o in run.result.outcomes)
+        assert expect in evidence.cib(lab, "vm-node1") and expect not in live
+    finally:
+        hcib.rollback(hosts["vm-node1"], tmp_path / "run" / "cib-before.xml")
+    for n in ("vm-node1", "vm-node2"):
+        now = evidence.cib(lab, n)
+        assert configuration(now) == configuration(live), n
+        assert crm_diff_config(lab, n, live, now) == 0, n
+    settle(hosts, lab.params, timeout_s=60)  # the service back on the preferred node, for whatever comes next
