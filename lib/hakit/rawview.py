@@ -38,8 +38,9 @@ QUORUMTOOL: Legend = (
     ("Total votes:", "Total votes", "the votes present in this partition now"),
     ("Quorum:", "Quorum", "the votes needed: more than half; with two_node it is 1, so either node alone stays "
      "quorate (and fencing settles who runs the service)"),
-    ("2Node", "flag 2Node", "two_node is on (corosync.conf, only for two nodes)"),
-    ("WaitForAll", "flag WaitForAll", "after a full stop, quorum waits until every node was seen once (two_node "
+    ("2Node", "Flags", "2Node: two_node is on (corosync.conf, only for two nodes); WaitForAll, which two_node "
+     "turns on: after a full stop, quorum waits until every node was seen once; Quorate: quorum now"),
+    ("WaitForAll", "Flags ", "after a full stop, quorum waits until every node was seen once (two_node "
      "turns it on): a node booting alone does not claim quorum"),
     ("(local)", "Membership", "the nodes in this membership with their votes; (local) is this node"),
 )
@@ -89,7 +90,7 @@ VIEWS: dict[str, View] = {
     "cfgtool": View("knet links, as each node sees them", "corosync-cfgtool -s", CFGTOOL, True),
     "quorumtool": View("quorum and membership", "corosync-quorumtool -s", QUORUMTOOL, False),
     "crm-show": View("the CIB's configuration, as crmsh prints it", "crm configure show", CRM_SHOW, False),
-    "bonding": View("the kernel's bonds", "for b in /proc/net/bonding/*; do echo \"== $b\"; cat \"$b\"; done",
+    "bonding": View("the kernel's bonds", "for b in /proc/net/bonding/*; do [ -e \"$b\" ] && echo \"== $b\" && cat \"$b\"; done; true",
                     BONDING, True),
 }
 

@@ -24,9 +24,9 @@ def test_cfgtool_legend_names_each_link_and_a_lost_one() -> None:
 
 def test_quorumtool_legend_explains_two_node_flags() -> None:
     p = parts("quorumtool", "captured/trixie/quorumtool-2node-quorate.txt")
-    assert p["flag 2Node"].startswith("Flags:") and "WaitForAll" in p["flag 2Node"]
+    assert p["Flags"].startswith("Flags:") and "WaitForAll" in p["Flags"]
     assert p["Quorum"].startswith("Quorum:") and p["Expected votes"] == "Expected votes:   2"
-    assert "flag WaitForAll" not in p  # one line, one part: the Flags line is explained once, as 2Node
+    assert "Flags " not in p  # one line, one part: the Flags line is explained once
 
 
 @pytest.mark.parametrize("fixture", ["captured/trixie/crm-configure-show.txt", "captured/crm-configure-show-bookworm.txt"])
