@@ -142,9 +142,10 @@ def lab2(_lab2_session: Lab) -> Lab:
     return _lab2_session
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def start_lab():
-    """Bring up a lab from a params file (skips or fails with the reason, as above)."""
+    """Bring up a lab from a params file (skips or fails with the reason, as above); session-scoped, so
+    module fixtures may use it too (test modules cannot import conftest: tests/unit has one too)."""
     return _start
 
 

@@ -34,9 +34,8 @@ SNAPSHOT = ("dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\\n' | s
 
 
 @pytest.fixture(scope="module")
-def _bare_session(labe_params: Path) -> Lab:
-    from conftest import _start
-    lab = _start(labe_params)
+def _bare_session(labe_params: Path, start_lab) -> Lab:
+    lab = start_lab(labe_params)
     yield lab
     lab.down()
 

@@ -75,9 +75,8 @@ def _heal(lab: Lab) -> ClusterStatus:
 
 
 @pytest.fixture(scope="module")
-def three(lab3_params: Path, tmp_path_factory) -> tuple[Lab, Path]:
-    from conftest import _start
-    lab = _start(lab3_params)
+def three(lab3_params: Path, tmp_path_factory, start_lab) -> tuple[Lab, Path]:
+    lab = start_lab(lab3_params)
     folder = hakit_run(str(lab3_params), stages="all", out_root=tmp_path_factory.mktemp("runs-3node"), html=False)
     yield lab, folder
     lab.down()

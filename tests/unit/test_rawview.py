@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hakit import rawview
 from hakit.runner import FakeRunner
 
-from conftest import load_fixture
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def load_fixture(name: str) -> str:
+    """A captured output without its '# ' header (test modules cannot import tests/unit/conftest.py)."""
+    return (FIXTURES / name).read_text().partition("# ---\n")[2]
 
 
 def parts(name: str, fixture: str) -> dict[str, str]:

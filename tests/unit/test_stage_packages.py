@@ -3,6 +3,8 @@ the preflight verdicts, the plan, and what a dry and a real run send (FakeRunner
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hakit.params import load_params
@@ -10,7 +12,14 @@ from hakit.runner import FakeRunner
 from hakit.stages import driver
 from hakit.stages import packages as stage
 
-from conftest import REPO, load_fixture
+REPO = Path(__file__).resolve().parents[2]
+CAPTURED = Path(__file__).parent / "fixtures" / "captured" / "stage00"
+
+
+def load_capture(name: str) -> str:
+    """A stage 00 capture without its '# ' header (this module cannot import tests/unit/conftest.py)."""
+    return (CAPTURED / name).read_text().partition("# ---\n")[2]
+
 
 TRIXIE = load_params(REPO / "params" / "lab-trixie.yaml")
 BOOKWORM = load_params(REPO / "params" / "lab-bookworm.yaml")
@@ -18,7 +27,7 @@ NODES = ("vm-node1", "vm-node2")
 
 
 def capture(kind: str, node: str, release: str = "trixie") -> str:
-    return load_fixture(f"captured/stage00/{release}-{kind}-{node}.txt")
+    return load_capture(f"{release}-{kind}-{node}.txt")
 
 
 def facts(outputs: dict[str, str], params=TRIXIE) -> stage.PackagesFacts:
