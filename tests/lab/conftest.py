@@ -95,6 +95,8 @@ VM_TOOLS = ("qemu-system-x86_64", "qemu-img", "mke2fs")
 LABX_ID, LABX_NET = ("htx", "10.85.") if SLOT == 0 else (f"h{SLOT}x", f"10.{130 + SLOT}.")
 # Bare nodes (lab.image bare, as `make demo`): stage 00 installs from the lab's package mirror.
 LABE_ID, LABE_NET = ("hte", "10.87.") if SLOT == 0 else (f"h{SLOT}e", f"10.{140 + SLOT}.")
+# The article's cluster as it was: no fencing (tests/lab/test_unfenced_split_brain.py).
+LABU_ID, LABU_NET = ("htu", "10.88.") if SLOT == 0 else (f"h{SLOT}u", f"10.{150 + SLOT}.")
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +120,17 @@ def labx_params(tmp_path_factory) -> Path:
 def labe_params(tmp_path_factory) -> Path:
     return derived_params(tmp_path_factory.mktemp("paramse"), "lab.yaml", LABE_ID, "10.77.", LABE_NET, "hakit-teste",
                           RELEASE, image="bare")
+
+
+@pytest.fixture(scope="session")
+def labu_params(tmp_path_factory) -> Path:
+    """params/lab.yaml as the article had it: stonith_enabled false, no fence devices (and no BMCs)."""
+    f = derived_params(tmp_path_factory.mktemp("paramsu"), "lab.yaml", LABU_ID, "10.77.", LABU_NET,
+                       "hakit-testu", RELEASE)
+    lines = [ln.replace("stonith_enabled: true", "stonith_enabled: false") for ln in f.read_text().splitlines()
+             if not ln.strip().startswith(("fencing:", "agent: fence_"))]
+    f.write_text("\n".join(lines) + "\n")
+    return f
 
 
 @pytest.fixture(scope="session")

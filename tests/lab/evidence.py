@@ -341,7 +341,7 @@ def _wait_ready(lab: Lab, node: str, timeout_s: float = 30) -> None:
 ALWAYS_WRITES = {
     "mv", "cp", "rm", "rmdir", "mkdir", "mktemp", "chown", "chmod", "chgrp", "install", "ln", "touch", "tee",
     "truncate", "dd", "shred", "usermod", "useradd", "passwd", "corosync-keygen", "crm", "crmadmin", "ifdown",
-    "apt", "apt-get", "rmmod", "mount", "umount", "kill", "pkill", "killall", "reboot", "shutdown", "iptables",
+    "apt", "rmmod", "mount", "umount", "kill", "pkill", "killall", "reboot", "shutdown", "iptables",
     "a2enconf", "a2disconf", "a2enmod", "a2dismod", "a2ensite", "a2dissite", "crm_simulate",  # its working copy
 }
 WRITES_UNLESS = {  # word -> the options with which it only reads (anything else writes)
@@ -360,6 +360,8 @@ WRITES_UNLESS = {  # word -> the options with which it only reads (anything else
     "sysctl": re.compile(r"^\s*(-n\s+)?[\w.]+\s*$"),
     "sed": re.compile(r"^(?!.*(^|\s)-i)"),
     "dpkg": re.compile(r"^\s*(-l|-L|-s|-S|--list|--status)\b"),
+    # apt-get only simulates with -s (stage 00's plan; it also keeps apt's binary cache in memory)
+    "apt-get": re.compile(r"(^|\s)(-s|--simulate|--just-print|--dry-run|--recon|--no-act)(\s|$)"),
 }
 # Of those, the ones whose only effect is on the files they name; the others change the running
 # system (the CIB, a service, a process, the network), so they count as writes wherever they point.

@@ -54,7 +54,7 @@ class NodeFacts:
     uname: str
     links: frozenset[str]
     addresses: dict[str, str]  # ip -> interface
-    ntp: str  # timedatectl's NTPSynchronized: yes | no | unknown
+    ntp: str  # the time service that runs ("systemd-timesyncd (synchronised)", "chrony", ...) or "none"
     skew_s: float | None  # node clock minus this machine's, at the read
     wanted: tuple[str, ...]  # the packages this node's release needs
     installed: dict[str, pk.Installed]
@@ -159,7 +159,10 @@ def probe(params: Params, node: str) -> str:
         'echo "uname $(uname -n)"',
         'for i in /sys/class/net/*; do echo "link ${i##*/}"; done',
         'ip -o -4 addr show 2>/dev/null | while read -r _ dev _ addr _; do echo "addr $dev $addr"; done',
-        'echo "ntp $(timedatectl show -p NTPSynchronized --value 2>/dev/null || echo unknown)"',
+        # A time service, read without timedatectl (which would start systemd-timedated over D-Bus).
+        'for u in systemd-timesyncd chrony chronyd ntpsec ntp openntpd; do '
+        '[ "$(systemctl is-active "$u" 2>/dev/null)" = active ] && echo "timesvc $u"; done',
+        '[ -e /run/systemd/timesync/synchronized ] && echo "timesvc-synced yes"',
         f"dpkg-query -W -f='pkg ${{Package}} ${{Version}} ${{db:Status-Abbrev}}\\n' {' '.join(every)} 2>/dev/null",
         "apt-mark showhold 2>/dev/null | sed 's/^/hold /'",
         # A held lock: /proc/locks lines on the lock files' inodes (apt takes OFD locks: no PID there),
@@ -217,12 +220,21 @@ def parse(node: str, output: str, local_clock: float, params: Params) -> NodeFac
     return NodeFacts(
         node=node, os_id=os_parts[0], version_id=os_parts[1], codename=codename,
         uname=seen.get("uname", [""])[0], links=frozenset(seen.get("link", [])), addresses=addresses,
-        ntp=seen.get("ntp", ["unknown"])[0] or "unknown", skew_s=skew, wanted=wanted, installed=installed,
+        ntp=_time_service(seen), skew_s=skew, wanted=wanted, installed=installed,
         holds=frozenset(seen.get("hold", [])),
         locks=held_locks(seen.get("plock", []), seen.get("lockholder", [])),
         index_files=int(lists) if lists.isdigit() else 0, ping=seen.get("ping", ["no"])[0] == "yes", reach=reach,
         apt=pk.parse_apt_simulation("\n".join(apt_lines), exit_code),
     )
+
+
+def _time_service(seen: dict[str, list[str]]) -> str:
+    """"<service> (synchronised)", "<service>" or "none": which time service runs (read from systemd)."""
+    running = seen.get("timesvc", [])
+    if not running:
+        return "none"
+    synced = running[0] == "systemd-timesyncd" and seen.get("timesvc-synced") == ["yes"]
+    return f"{running[0]} (synchronised)" if synced else running[0]
 
 
 def _dev(stat_hex: str) -> str:
@@ -283,11 +295,11 @@ def preflight(params: Params, nodes: Mapping[str, NodeFacts]) -> list[Check]:
                 f"on {dev}" if dev else f"not configured yet: stage 1 puts it on {net.bond}", blocking=False)
             if dev:
                 _reach(checks, params, nodes, n.name, role, f)
-        if f.ntp == "yes":
-            add("clock synchronised", True, "NTPSynchronized=yes")
+        if f.ntp != "none":
+            add("time service", True, f"{f.ntp} running")
         else:
-            add("clock synchronised", False, f"timedatectl: NTPSynchronized={f.ntp}",
-                "enable a time service on the node (apt-get install systemd-timesyncd, or chrony)", blocking=False)
+            add("time service", False, "no time service runs (systemd-timesyncd, chrony, ntpsec, ...)",
+                "enable one on the node (apt-get install systemd-timesyncd, or chrony)", blocking=False)
         if f.skew_s is not None and abs(f.skew_s) > SKEW_WARN_S:
             add("clock skew", False, f"{f.skew_s:+.1f} s from this machine",
                 "synchronise the clocks: logs and time-based rules (failure-timeout) compare them", blocking=False)
