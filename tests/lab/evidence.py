@@ -54,7 +54,8 @@ LOGIN_EFFECTS = {
 # (`corosync -t` writes there), Apache's access log (the cluster's monitor polls /server-status)
 # and error log (a refused GET of /server-status from outside, which stage 6 verifies).
 # Allowed to grow in place, nothing else.
-GROWING_LOGS = re.compile(r"^/var/log/(journal/.*|pacemaker/pacemaker\.log|corosync/corosync\.log|"
+# crmsh logs every invocation, `crm configure show` included, to its own log.
+GROWING_LOGS = re.compile(r"^/var/log/(journal/.*|pacemaker/pacemaker\.log|corosync/corosync\.log|crmsh/crmsh\.log|"
                           r"apache2/(access|error)\.log|wtmp|btmp|lastlog)$|^/run/utmp$")
 # Pacemaker's scheduler saves the input of every transition it computes (also the idle recheck,
 # every 15 minutes) as a new file here; what a transition does shows in the CIB, compared whole.
@@ -340,11 +341,12 @@ def _wait_ready(lab: Lab, node: str, timeout_s: float = 30) -> None:
 # word. These change a host, always or with the options given; any other word only reads.
 ALWAYS_WRITES = {
     "mv", "cp", "rm", "rmdir", "mkdir", "mktemp", "chown", "chmod", "chgrp", "install", "ln", "touch", "tee",
-    "truncate", "dd", "shred", "usermod", "useradd", "passwd", "corosync-keygen", "crm", "crmadmin", "ifdown",
+    "truncate", "dd", "shred", "usermod", "useradd", "passwd", "corosync-keygen", "crmadmin", "ifdown",
     "apt", "rmmod", "mount", "umount", "kill", "pkill", "killall", "reboot", "shutdown", "iptables",
     "a2enconf", "a2disconf", "a2enmod", "a2dismod", "a2ensite", "a2dissite", "crm_simulate",  # its working copy
 }
 WRITES_UNLESS = {  # word -> the options with which it only reads (anything else writes)
+    "crm": re.compile(r"^\s*(configure\s+show|status|ra\s+(info|list|classes|providers))\b"),
     "systemctl": re.compile(r"^\s*(is-active|is-enabled|is-failed|show|status|cat|list-\S+)\b"),
     "cibadmin": re.compile(r"^\s*(--query|-Q)\b"),
     "crm_attribute": re.compile(r"(--query|-G)\b"),
