@@ -165,7 +165,8 @@ def probe(params: Params, node: str) -> str:
         '[ -e /run/systemd/timesync/synchronized ] && echo "timesvc-synced yes"',
         f"dpkg-query -W -f='pkg ${{Package}} ${{Version}} ${{db:Status-Abbrev}}\\n' {' '.join(every)} 2>/dev/null",
         # Holds from dpkg's own database (apt-mark would rebuild apt's binary cache on the node).
-        "dpkg-query -W -f='${Status} ${Package}\\n' 2>/dev/null | awk '$1 == \"hold\" {print \"hold\", $4}'",
+        # ('*' also lists packages dpkg knows only by a selection, as a hold on one not installed)
+        "dpkg-query -W -f='${Status} ${Package}\\n' '*' 2>/dev/null | awk '$1 == \"hold\" {print \"hold\", $4}'",
         # A held lock: /proc/locks lines on the lock files' inodes (apt takes OFD locks: no PID there),
         # and the processes that have those files open (the holder).
         f'for f in {locks}; do i=$(stat -c %i "$f" 2>/dev/null) || continue; d=$(stat -c %D "$f"); '
