@@ -291,12 +291,24 @@ class Instrumented:
         got = [_letters(g) for g in self.commands()]
         missing = []
         for c in self.sshd_commands():
-            hit = next((i for i, g in enumerate(got) if g.startswith(_letters(c))), None)
+            hit = next((i for i, g in enumerate(got) if g.startswith(_letters(_unvis(c)))), None)
             if hit is None:
                 missing.append(c)
             else:
                 got.pop(hit)
         return missing
+
+
+_VIS = re.compile(r"\\([0-7]{3}|.)")
+_CSTYLE = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "a": "\a", "b": "\b", "v": "\v", "f": "\f", "0": "\0"}
+
+
+def _unvis(s: str) -> str:
+    """sshd's escaping of a command undone: C-style (\\n, \\t, \\\\) and octal (\\012) escapes."""
+    def one(m: re.Match) -> str:
+        e = m.group(1)
+        return chr(int(e, 8)) if len(e) == 3 else _CSTYLE.get(e, e)
+    return _VIS.sub(one, s)
 
 
 def _letters(s: str) -> str:
