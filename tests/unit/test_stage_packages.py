@@ -90,7 +90,7 @@ def test_apt_lock_and_held_package_block_naming_holder_and_fix() -> None:
     p = stage.plan(TRIXIE, f)
     assert p.ops == [] and list(p.blocked) == ["vm-node1"]
     why = p.blocked["vm-node1"]
-    assert "/var/lib/dpkg/lock-frontend held by PID 359 (apt-get)" in why
+    assert "/var/lib/dpkg/lock-frontend held by PID 147 (apt-get)" in why
     assert "held: corosync" in why and "apt-mark unhold corosync" in why
 
 

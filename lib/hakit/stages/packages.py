@@ -172,7 +172,7 @@ def probe(params: Params, node: str) -> str:
         f'for f in {locks}; do i=$(stat -c %i "$f" 2>/dev/null) || continue; d=$(stat -c %D "$f"); '
         'grep -E " [0-9a-f]+:[0-9a-f]+:$i " /proc/locks | sed "s|^|plock $f $d |"; done',
         "ls -l /proc/[0-9]*/fd 2>/dev/null | awk '/^\\/proc\\/[0-9]+\\/fd:$/ {split($0, a, \"/\"); pid = a[3]} "
-        "/-> \\/var\\/(lib\\/dpkg\\/lock|lib\\/apt\\/lists\\/lock|cache\\/apt\\/archives\\/lock)/ {print pid, $NF}' "
+        "$NF ~ /^\\/var\\/(lib\\/dpkg\\/lock|lib\\/apt\\/lists\\/lock|cache\\/apt\\/archives\\/lock)/ {print pid, $NF}' "
         '| while read -r pid f; do echo "lockholder $f $pid $(cat /proc/$pid/comm 2>/dev/null)"; done',
         'echo "lists $(ls /var/lib/apt/lists/ 2>/dev/null | grep -c \'_Packages$\')"',
         'if command -v ping >/dev/null 2>&1; then echo "ping yes"; '
