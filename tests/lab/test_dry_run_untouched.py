@@ -157,12 +157,12 @@ def test_dry_run_of_every_stage_on_a_built_cluster_changes_nothing(cluster2, lab
     (o,) = observe(lab, [changed_params(lab2_params, tmp_path)], tmp_path / "runs")
     assert o.returncode == 0, o.output[-2000:]
     assert_untouched(o)
-    print(f"\nFIGURES dry run of stages 1-6 on the built cluster with changed params: {o.seconds:.1f} s, "
+    print(f"\nFIGURES dry run of stages 0-6 on the built cluster with changed params: {o.seconds:.1f} s, "
           f"{sum(len(c) for c in o.commands.values())} commands, {sum(o.scratch.values())} writes inside scratch dirs")
     # Stages 3-6 each planned a change, so their previews ran (crm_verify, crm_diff, crm_simulate in a
     # scratch dir). A dry run with the build's own params plans nothing; measured once, it sent as many
     # commands and scratch writes as this one, so it is not run again here.
-    assert [st["status"] for st in o.summary["stages"]] == ["dry run"] * 6
+    assert [st["status"] for st in o.summary["stages"]] == ["dry run"] * 7  # 00-06
     planned = {st["notebook_name"]: [x["detail"] for x in st["outcomes"] if "would:" in x["detail"]]
                for st in o.summary["stages"]}
     for stage in ("03_corosync_rings", "04_pacemaker_properties", "05_resources", "06_constraints"):
@@ -185,11 +185,11 @@ def test_dry_run_of_every_stage_on_a_fresh_three_node_lab_changes_nothing(lab3_p
     finally:
         lab3.down()
     assert_untouched(o)
-    # Stages 1-3 plan on a fresh lab; 4-6 need the CIB that stage 3 would create, and say so.
+    # Stages 0-3 plan on a fresh lab; 4-6 need the CIB that stage 3 would create, and say so.
     assert o.returncode == 1
     status = {st["notebook_name"]: st["status"] for st in o.summary["stages"]}
-    assert status == {"01_bonding": "dry run", "02_authkey": "dry run", "03_corosync_rings": "dry run",
+    assert status == {"00_packages": "dry run", "01_bonding": "dry run", "02_authkey": "dry run", "03_corosync_rings": "dry run",
                       "04_pacemaker_properties": "failed", "05_resources": "not run", "06_constraints": "not run"}
     assert "is pacemaker running?" in o.output
-    print(f"\nFIGURES dry run of stages 1-6 on a fresh 3-node lab: {o.seconds:.1f} s (stops at 04: no CIB yet), "
+    print(f"\nFIGURES dry run of stages 0-6 on a fresh 3-node lab: {o.seconds:.1f} s (stops at 04: no CIB yet), "
           f"{sum(len(c) for c in o.commands.values())} commands")
