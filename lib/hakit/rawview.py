@@ -84,6 +84,7 @@ class View:
     command: str
     legend: Legend
     every_node: bool  # True: each node's own view (links, bonds); False: one node speaks for the cluster
+    empty: str = "(no output)"  # shown when the command prints nothing
 
 
 VIEWS: dict[str, View] = {
@@ -91,7 +92,7 @@ VIEWS: dict[str, View] = {
     "quorumtool": View("quorum and membership", "corosync-quorumtool -s", QUORUMTOOL, False),
     "crm-show": View("the CIB's configuration, as crmsh prints it", "crm configure show", CRM_SHOW, False),
     "bonding": View("the kernel's bonds", "for b in /proc/net/bonding/*; do [ -e \"$b\" ] && echo \"== $b\" && cat \"$b\"; done; true",
-                    BONDING, True),
+                    BONDING, True, "(no /proc/net/bonding here: this node has no kernel bond; stage 1 says why)"),
 }
 
 
@@ -159,9 +160,7 @@ def show(hosts: Mapping[str, Runner], name: str, nodes: Sequence[str] | None = N
     outputs = []
     for n in names:
         r = hosts[n].run(view.command, check=False, timeout=60)
-        text = r.stdout if r.stdout.strip() else (r.stderr or "(no output)")
-        if name == "bonding" and not r.stdout.strip():
-            text = "(no /proc/net/bonding here: this node has no kernel bond; stage 1 says why)"
+        text = r.stdout if r.stdout.strip() else (r.stderr or view.empty)
         outputs.append(Output(n, view.command, text.rstrip("\n"), r.exit_code))
         if not view.every_node and r.exit_code == 0:
             break

@@ -31,7 +31,7 @@ def capture(kind: str, node: str, release: str = "trixie") -> str:
 
 
 def facts(outputs: dict[str, str], params=TRIXIE) -> stage.PackagesFacts:
-    nodes = {n: stage.parse(n, out, 0.0, params) for n, out in outputs.items()}
+    nodes = {n: stage.parse(n, out, params) for n, out in outputs.items()}
     return stage.PackagesFacts(nodes, stage.preflight(params, nodes))
 
 

@@ -54,7 +54,7 @@ class NodeFacts:
     uname: str
     links: frozenset[str]
     addresses: dict[str, str]  # ip -> interface
-    ntp: str  # the time service that runs ("systemd-timesyncd (synchronised)", "chrony", ...) or "none"
+    time_service: str  # the one that runs ("systemd-timesyncd (synchronised)", "chrony", ...) or "none"
     skew_s: float | None  # node clock minus this machine's, at the read
     wanted: tuple[str, ...]  # the packages this node's release needs
     installed: dict[str, pk.Installed]
@@ -149,9 +149,19 @@ def peer_addresses(params: Params, node: str) -> list[str]:
     return [str(ip) for n in params.nodes if n.name != node for ip in (n.private_ip, n.public_ip)]
 
 
+def wanted_for(params: Params, codename: str) -> tuple[str, ...]:
+    """The cluster packages a node of this release needs (none for a release hakit does not support)."""
+    return pk.cluster_packages(codename, fence_agent(params)) if codename in pk.CODENAMES else ()
+
+
+def installed_query(params: Params) -> str:
+    """`dpkg-query` for every package any supported release may need: `name version status` lines."""
+    every = sorted({p for r in pk.CODENAMES for p in wanted_for(params, r)})
+    return f"dpkg-query -W -f='${{Package}} ${{Version}} ${{db:Status-Abbrev}}\\n' {' '.join(every)} 2>/dev/null"
+
+
 def probe(params: Params, node: str) -> str:
     """The read-only shell probe of one node (nothing in it writes)."""
-    every = sorted({p for r in pk.CODENAMES for p in pk.cluster_packages(r, fence_agent(params))})
     peers = " ".join(peer_addresses(params, node))
     locks = " ".join(LOCK_FILES)
     return "\n".join([
@@ -163,7 +173,7 @@ def probe(params: Params, node: str) -> str:
         'for u in systemd-timesyncd chrony chronyd ntpsec ntp openntpd; do '
         '[ "$(systemctl is-active "$u" 2>/dev/null)" = active ] && echo "timesvc $u"; done',
         '[ -e /run/systemd/timesync/synchronized ] && echo "timesvc-synced yes"',
-        f"dpkg-query -W -f='pkg ${{Package}} ${{Version}} ${{db:Status-Abbrev}}\\n' {' '.join(every)} 2>/dev/null",
+        f"{installed_query(params)} | sed 's/^/pkg /'",
         # Holds from dpkg's own database (apt-mark would rebuild apt's binary cache on the node).
         # ('*' also lists packages dpkg knows only by a selection, as a hold on one not installed)
         "dpkg-query -W -f='${Status} ${Package}\\n' '*' 2>/dev/null | awk '$1 == \"hold\" {print \"hold\", $4}'",
@@ -181,7 +191,7 @@ def probe(params: Params, node: str) -> str:
         f'echo "{APT_MARK}"',
         # The release's list is chosen after reading os-release, in the same shell.
         'case "${VERSION_CODENAME:-}" in '
-        + " ".join(f"{r}) W='{' '.join(pk.cluster_packages(r, fence_agent(params)))}';;" for r in pk.CODENAMES)
+        + " ".join(f"{r}) W='{' '.join(wanted_for(params, r))}';;" for r in pk.CODENAMES)
         + " *) W='';; esac",
         # Empty cache paths: apt builds its package cache in memory and writes nothing on the node.
         'if [ -n "$W" ]; then LC_ALL=C apt-get -s -q -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= '
@@ -189,8 +199,8 @@ def probe(params: Params, node: str) -> str:
     ])
 
 
-def parse(node: str, output: str, local_clock: float, params: Params) -> NodeFacts:
-    """Pure: one node's probe output -> NodeFacts."""
+def parse(node: str, output: str, params: Params, skew_s: float | None = None) -> NodeFacts:
+    """Pure: one node's probe output (and its clock's offset from this machine's, if read) -> NodeFacts."""
     head, _, apt_text = output.partition(APT_MARK)
     seen: dict[str, list[str]] = {}
     for line in head.splitlines():
@@ -203,10 +213,6 @@ def parse(node: str, output: str, local_clock: float, params: Params) -> NodeFac
         dev, _, cidr = a.partition(" ")
         if cidr:
             addresses[cidr.split("/")[0]] = dev
-    try:
-        skew: float | None = float(seen["clock"][0]) - local_clock
-    except (KeyError, ValueError, IndexError):
-        skew = None
     installed = pk.parse_dpkg_query("\n".join(seen.get("pkg", [])))
     reach = {}
     for r in seen.get("reach", []):
@@ -217,12 +223,11 @@ def parse(node: str, output: str, local_clock: float, params: Params) -> NodeFac
     if apt_lines and apt_lines[-1].startswith("apt-exit "):
         exit_code = int(apt_lines.pop().split()[1])
     codename = os_parts[2]
-    wanted = pk.cluster_packages(codename, fence_agent(params)) if codename in pk.CODENAMES else ()
     lists = seen.get("lists", ["0"])[0]
     return NodeFacts(
         node=node, os_id=os_parts[0], version_id=os_parts[1], codename=codename,
         uname=seen.get("uname", [""])[0], links=frozenset(seen.get("link", [])), addresses=addresses,
-        ntp=_time_service(seen), skew_s=skew, wanted=wanted, installed=installed,
+        time_service=_time_service(seen), skew_s=skew_s, wanted=wanted_for(params, codename), installed=installed,
         holds=frozenset(seen.get("hold", [])),
         locks=held_locks(seen.get("plock", []), seen.get("lockholder", [])),
         index_files=int(lists) if lists.isdigit() else 0, ping=seen.get("ping", ["no"])[0] == "yes", reach=reach,
@@ -250,14 +255,16 @@ def _dev(stat_hex: str) -> str:
 def held_locks(plocks: list[str], holders: list[str]) -> tuple[str, ...]:
     """Pure: `plock FILE DEV <a /proc/locks line>` + `lockholder FILE PID COMM` -> "FILE held by ..."."""
     out: list[str] = []
+    done: set[str] = set()
     for line in plocks:
         parts = line.split()
         if len(parts) < 4:
             continue
         path, dev, fields = parts[0], parts[1], [x for x in parts[2:] if x != "->"]
         where = next((x for x in fields if x.count(":") == 2), "")
-        if not where.lower().startswith(_dev(dev) + ":") or path in (o.split()[0] for o in out):
+        if not where.lower().startswith(_dev(dev) + ":") or path in done:
             continue
+        done.add(path)
         who = [f"PID {h.split()[1]} ({' '.join(h.split()[2:]) or '?'})" for h in holders
                if h.split()[:1] == [path] and len(h.split()) > 1]
         out.append(f"{path} held by " + (", ".join(who) if who else "a process of another namespace"))
@@ -297,8 +304,8 @@ def preflight(params: Params, nodes: Mapping[str, NodeFacts]) -> list[Check]:
                 f"on {dev}" if dev else f"not configured yet: stage 1 puts it on {net.bond}", blocking=False)
             if dev:
                 _reach(checks, params, nodes, n.name, role, f)
-        if f.ntp != "none":
-            add("time service", True, f"{f.ntp} running")
+        if f.time_service != "none":
+            add("time service", True, f"{f.time_service} running")
         else:
             add("time service", False, "no time service runs (systemd-timesyncd, chrony, ntpsec, ...)",
                 "enable one on the node (apt-get install systemd-timesyncd, or chrony)", blocking=False)
@@ -347,12 +354,19 @@ def gather(hosts: Mapping[str, Runner], params: Params) -> PackagesFacts:
     """Read-only: every node's preflight facts and apt's simulated plan."""
     def one(h: Runner) -> NodeFacts:
         out = h.run(probe(params, h.name), timeout=120).stdout
-        t0 = time.time()
-        clock = h.run("date +%s.%N").stdout.strip()
-        return parse(h.name, f"{out.partition(APT_MARK)[0]}clock {clock}\n{APT_MARK}{out.partition(APT_MARK)[2]}",
-                     (t0 + time.time()) / 2, params)
+        return parse(h.name, out, params, clock_skew(h))
     nodes = per_node(hosts, [n.name for n in params.nodes], one)
     return PackagesFacts(nodes, preflight(params, nodes))
+
+
+def clock_skew(h: Runner) -> float | None:
+    """The node's clock minus this machine's, read in one short command (the middle of its round trip)."""
+    t0 = time.time()
+    out = h.run("date +%s.%N").stdout.strip()
+    try:
+        return float(out) - (t0 + time.time()) / 2
+    except ValueError:
+        return None
 
 
 def plan(params: Params, facts: PackagesFacts) -> Plan:
@@ -428,7 +442,7 @@ def verify(hosts: Mapping[str, Runner], params: Params) -> Verification:
         gather_installed(h, params), h.run(f"systemctl is-enabled {units} 2>/dev/null; true").stdout.split()))
     for n in params.nodes:
         (codename, installed), states = facts[n.name]
-        wanted = pk.cluster_packages(codename, fence_agent(params)) if codename in pk.CODENAMES else ()
+        wanted = wanted_for(params, codename)
         if not wanted:
             v.add(n.name, "release supported", False, f"{codename}: run this stage to see why")
         for p in wanted:
@@ -439,10 +453,8 @@ def verify(hosts: Mapping[str, Runner], params: Params) -> Verification:
 
 
 def gather_installed(h: Runner, params: Params) -> tuple[str, dict[str, pk.Installed]]:
-    every = sorted({p for r in pk.CODENAMES for p in pk.cluster_packages(r, fence_agent(params))})
-    out = h.run(". /etc/os-release 2>/dev/null; echo \"$VERSION_CODENAME\"; "
-                f"dpkg-query -W -f='${{Package}} ${{Version}} ${{db:Status-Abbrev}}\\n' {' '.join(every)} 2>/dev/null; "
-                "true").stdout
+    """The node's release codename and the cluster packages dpkg has installed."""
+    out = h.run(f". /etc/os-release 2>/dev/null; echo \"$VERSION_CODENAME\"; {installed_query(params)}; true").stdout
     first, _, rest = out.partition("\n")
     return first.strip(), pk.parse_dpkg_query(rest)
 
