@@ -209,7 +209,12 @@ def test_the_failover_record_keeps_each_trials_journals_and_names_them_when_it_f
 
     o = obs("node-crash", True, fences=[])  # no fence seen: a broken rule
     problems = judge(o)
-    t = runner.Trial(trial_row(o, problems, "fast", 1), journals={A: "corosync: link down\n", B: "fenced\n"})
+    from hakit.runner import FakeRunner
+    from hakit.stages.driver import journal_window
+
+    nodes = {A: FakeRunner(A).answer(r"^journalctl ", "corosync: link down\n"),
+             B: FakeRunner(B).answer(r"^journalctl ", "fenced\n")}
+    t = runner.Trial(trial_row(o, problems, "fast", 1), journals=journal_window(nodes, 0.0, 1.0))  # as run_suite does
     t.row = replace(t.row, logs=t.log_folder)
     suite = FailoverSuite(load_params(Path(__file__).resolve().parents[2] / "params" / "lab.yaml"), dry_run=False,
                           record_dir=str(tmp_path))
@@ -217,6 +222,7 @@ def test_the_failover_record_keeps_each_trials_journals_and_names_them_when_it_f
     suite.result = StageResult("07 failover", dry_run=False)
     suite.save()
     assert (tmp_path / "journal" / "node-crash-1" / f"{A}.log").read_text() == "corosync: link down\n"
+    assert sorted(p.name for p in (tmp_path / "journal" / "node-crash-1").iterdir()) == [f"{A}.log", f"{B}.log"]
     assert pd.read_csv(tmp_path / "failover.csv")["logs"].tolist() == ["journal/node-crash-1"]
     with pytest.raises(runner.TrialFailed, match=r"cluster logs: journal/node-crash-1/"):
         suite.raise_if_failed()

@@ -20,7 +20,7 @@ from ..lab import Lab
 from ..params import Params
 from ..remote import Host, connect
 from ..stages import cibstage
-from ..stages.driver import journal_window
+from ..stages.driver import JOURNAL_DIR, journal_window
 from . import timeline
 from .context import TrialContext, failcount
 from .judge import Observation, TrialRow, judge, trial_row
@@ -52,9 +52,13 @@ class Trial:
     journals: dict[str, str] = field(default_factory=dict)  # node -> corosync/pacemaker journal of the trial
 
     @property
+    def log_name(self) -> str:
+        return f"{self.row.scenario}-{self.row.trial}"
+
+    @property
     def log_folder(self) -> str:
         """Where the record keeps this trial's journals (relative to the failover record)."""
-        return f"journal/{self.row.scenario}-{self.row.trial}"
+        return f"{JOURNAL_DIR}/{self.log_name}"
 
 
 def healthy(st: ClusterStatus | None, params: Params, on: str | None = None) -> tuple[bool, str]:

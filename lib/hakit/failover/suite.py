@@ -15,6 +15,7 @@ from ..notebook import connect_nodes, repo_root
 from ..params import Params
 from ..profiles import Profile, get_profile
 from ..stages.base import StageResult
+from ..stages.driver import JOURNAL_DIR, journal_files
 from . import charts, runner
 from . import scenarios as catalogue
 from .profile import use_profile
@@ -144,8 +145,7 @@ class FailoverSuite:
         if not self.frame.empty:
             artifacts = {"failover.csv": self.frame, "medians.csv": self.medians(),
                          "timelines.png": self.timelines(), "downtime.png": self.downtime(),
-                         "journal": {t.log_folder.split("/", 1)[1]: {f"{n}.log": text for n, text in t.journals.items()}
-                                     for t in self.done}}
+                         JOURNAL_DIR: {t.log_name: journal_files(t.journals) for t in self.done}}
         return record.save(self.result, self.record_dir, artifacts=artifacts)
 
     def raise_if_failed(self) -> None:

@@ -198,6 +198,7 @@ def apply(plan: Plan, hosts: MutableMapping[str, Runner], *, dry_run: bool = Tru
     return applied_result(plan, execute(plan, ctx, parallel=parallel))
 
 
+JOURNAL_DIR = "journal"  # in a record folder: one <node>.log per node (per trial, under <scenario>-<trial>/)
 JOURNAL_UNITS = ("corosync", "pacemaker")
 JOURNAL_MARGIN_S = 5.0  # either side of the window: node clocks may differ from this machine's a little
 
@@ -217,7 +218,12 @@ def journal_window(hosts: Mapping[str, Runner], since: float, until: float) -> d
             return f"(journal not read: {e})\n"
         return r.stdout if r.ok else f"(journalctl exited {r.exit_code}: {r.stderr.strip()})\n"
 
-    return {f"{n}.log": text for n, text in per_node(hosts, list(hosts), one).items()}
+    return per_node(hosts, list(hosts), one)
+
+
+def journal_files(journals: Mapping[str, str]) -> dict[str, str]:
+    """node -> journal text as the record's files: <node>.log."""
+    return {f"{n}.log": text for n, text in journals.items()}
 
 
 @contextmanager
@@ -318,7 +324,7 @@ class StageRun:
         """corosync's and pacemaker's journal of every node for this run's window (files under journal/)."""
         if not self.record_dir or self.started is None:
             return {}
-        return {"journal": journal_window(self.hosts, self.started, time.time())}
+        return {JOURNAL_DIR: journal_files(journal_window(self.hosts, self.started, time.time()))}
 
     def raise_if_failed(self) -> None:
         if not self.dry_run and self.verification is not None:
