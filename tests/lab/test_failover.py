@@ -43,8 +43,9 @@ def test_every_scenario_once_through_the_notebook(cluster2, lab2_params, tmp_pat
         assert row["served_before"] == "vm-node1"
     assert by.loc["node-crash", "served_after"] == "vm-node2"
     assert by.loc["gateway-loss", "served_after"] == "vm-node2"
-    # The shipped failure policy (migration_threshold 1, failure_timeout 60 s, no stickiness): an Apache
-    # crash moves httpd and, through the colocation, the VIP; the failcount expires and both fail back.
+    # The shipped failure policy (migration_threshold 1, no stickiness; the test labs' failure_timeout is
+    # 20 s, conftest.TEST_FAILURE_TIMEOUT): an Apache crash moves httpd and, through the colocation, the
+    # VIP; the failcount expires and both fail back.
     assert by.loc["apache-crash", "served_after"] == "vm-node2"
     assert by.loc["apache-crash", "httpd_failcount"] == 1
     # Whole incidents: every trial is watched until the service is back on the preferred node.
