@@ -149,3 +149,29 @@ def test_two_nodes_lost_stop_the_service_without_quorum(healthy: Lab) -> None:
               f"(no-quorum-policy=stop); it answered again {back - t1:.1f} s after both were powered on")
     finally:
         _heal(lab)
+
+
+def test_the_default_failover_suite_on_three_nodes(healthy: Lab, lab3_params: Path, tmp_path: Path) -> None:
+    """The default suite, one trial each, on three fenced nodes. pacemaker picks the node the service
+    moves to (the runner reads it from crm_simulate); cutting the active node off is no split brain
+    here: the two others keep quorum, fence it and take over, and it stops its service meanwhile."""
+    from hakit.failover import scenarios
+    from hakit.failover.suite import FailoverSuite
+
+    rec = tmp_path / "record"
+    suite = FailoverSuite(notebook.load(lab3_params), "default", 1, dry_run=False, record_dir=str(rec))
+    df = suite.run()
+    suite.save()
+    print(df[["scenario", "downtime_s", "failback_s", "served_after", "fenced", "ended", "problems"]].to_string(index=False))
+    assert list(df["scenario"]) == list(scenarios.DEFAULT)
+    assert df["ok"].all(), df[~df["ok"]][["scenario", "problems"]].to_string()
+    by = df.set_index("scenario")
+    assert (df["served_before"] == "vm-node1").all() and (df["dual_vip_samples"] == 0).all()
+    for name in ("node-crash", "gateway-loss", "planned-move", "corosync-kill", "split-brain", "apache-crash"):
+        assert by.loc[name, "served_after"] in ("vm-node2", "vm-node3"), name
+        assert by.loc[name, "ended"] == "back on vm-node1", name
+    assert by.loc["ring0-loss", "downtime_s"] == 0 and by.loc["ring0-loss", "fenced"] == "-"
+    # the isolated node is the one fenced, by the two that kept quorum
+    assert by.loc["split-brain", "fenced"] == "vm-node1" and by.loc["split-brain", "downtime_s"] > 0
+    assert by.loc["node-crash", "fenced"] == "vm-node1" and by.loc["corosync-kill", "fenced"] == "vm-node1"
+    assert (rec / "failover.csv").is_file()

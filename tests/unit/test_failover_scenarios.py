@@ -59,3 +59,18 @@ def test_fence_failure_heals_before_it_gives_up_observing():
     assert s.needs_fencing and s.heal is not None
     assert 0 < s.heal_after_s < (s.observe_s or 0)
     assert catalogue.FENCING == ("split-brain", "fence-failure")
+
+
+def test_on_three_nodes_isolating_the_active_node_moves_the_service_and_fences_it():
+    two = {s.name: s for s in select("default", fencing=True)}
+    three = {s.name: s for s in select("default", fencing=True, nodes=3, no_quorum_policy="stop")}
+    assert two["split-brain"] is SCENARIOS["split-brain"]  # the catalogue states the two-node case
+    sb = three["split-brain"]
+    assert sb.moves and sb.outage_certain(True) and sb.fenced_node(True, "a", "b") == "a"
+    assert sb.expected_node("a", "b") == "b"
+    assert not sb.split_brain(False)  # under stop the lone node stops its service: no second copy
+    assert "stops its resources" in sb.expected
+    ignore = select("split-brain", fencing=False, nodes=3, no_quorum_policy="ignore")[0]
+    assert ignore.split_brain(False) and "both sides serve" in ignore.expected
+    # every other scenario plays out the same on three nodes
+    assert all(three[n] is SCENARIOS[n] for n in three if n != "split-brain")

@@ -163,9 +163,13 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
     baseline = settle(hosts, params, settle_s)
     _refresh(hosts, params)
     active = params.preferred_node
-    other = next(n.name for n in params.nodes if n.name != active)
+    others = [n.name for n in params.nodes if n.name != active]
+    other = others[0]  # the peer the scenario addresses (passive-crash cuts it) and reads the cluster through
     ctx = TrialContext(lab, params, hosts, active, other)
     expected = scn.expected_node(active, other, policy)
+    # With more than one peer, any of them may take the service over (they score the same; pacemaker's
+    # tie-break picks one, and not the same one for every fault): the trial expects the peer that serves.
+    takers = others if expected != active and len(others) > 1 else [expected]
     fenced = scn.fenced_node(fencing, active, other)
     obs = Observation(scn, fencing, active, other, expected, fenced, baseline, policy=policy)
     # Where the incident ends: back on the preferred node, unless stickiness keeps a moved service.
@@ -208,6 +212,9 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
                     except Exception:  # noqa: BLE001 - judged after the fault from the full history
                         pass
                 recent = [s for s in probe.snapshot() if s.t > time.monotonic() - 0.5]
+                landed = {s.node for s in recent if s.ok}
+                if len(takers) > 1 and len(landed) == 1 and landed <= set(takers):
+                    expected = obs.expected = landed.pop()
                 good = bool(recent) and all(s.ok and s.node == expected for s in recent)
                 if good and fence_done and time.monotonic() - obs.t_inject > 1.0:
                     back_since = back_since or time.monotonic()
@@ -217,6 +224,8 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
                     back_since = None
                 time.sleep(0.1)
             obs.t_restore = time.monotonic()
+            if obs.home != active:
+                obs.home = obs.expected  # stickiness keeps the service on the peer that took it
             wall_restore = time.time()
             say(f"{scn.name} #{trial}: restore")
             obs.httpd_failcount = failcount(hosts[survivor], "httpd", active)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -375,10 +375,31 @@ EXTENDED = ("pacemakerd-kill", "apache-kill-loop", "resource-fail", "passive-cra
 SETS = {"default": DEFAULT, "extended": EXTENDED}
 
 
-def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None) -> list[Scenario]:
+def for_cluster(scn: Scenario, nodes: int, no_quorum_policy: str = "ignore") -> Scenario:
+    """The scenario as it plays out on a cluster of ``nodes`` nodes. The catalogue states the two-node
+    case; with three or more, cutting the active node off from its peers is no longer an even split: the
+    others keep quorum, fence it and take the service over, while the lone node, without quorum, stops
+    its resources unless ``no-quorum-policy`` is ``ignore`` (then, unfenced, both sides serve)."""
+    if nodes <= 2 or scn.name != "split-brain":
+        return scn
+    return replace(
+        scn,
+        summary="cut the active node off from every peer (both corosync rings); clients still reach it",
+        expected=("the peers keep quorum (two votes of three or more), see the active node vanish, fence it and "
+                  "start the VIP and Apache: one outage, never two MACs for the VIP. The lone node has no quorum, "
+                  f"so under no-quorum-policy {no_quorum_policy} it "
+                  + ("keeps its resources: without fencing both sides serve (split brain)"
+                     if no_quorum_policy == "ignore" else "stops its resources even before it is fenced")),
+        moves=True, outage_expected=True, fenced="active",
+        split_brain_without_fencing=no_quorum_policy == "ignore",
+    )
+
+
+def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None, nodes: int = 2,
+           no_quorum_policy: str = "ignore") -> list[Scenario]:
     """'all', 'default', 'extended', a comma list, or a list of names -> scenarios; unknown names raise
     listing the valid ones. With ``fencing`` known: 'all' leaves out what needs fencing when it is off,
-    and naming such a scenario is refused."""
+    and naming such a scenario is refused. Each comes as it plays out on ``nodes`` nodes (for_cluster)."""
     if isinstance(spec, str) and spec in SETS:
         spec = list(SETS[spec])
     if spec == "all":
@@ -396,4 +417,4 @@ def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None)
                 f"scenario {', '.join(need)} tests fencing, but this cluster runs without it "
                 "(pacemaker.stonith_enabled is false); enable fencing or leave it out"
             )
-    return [SCENARIOS[n] for n in names]
+    return [for_cluster(SCENARIOS[n], nodes, no_quorum_policy) for n in names]

@@ -85,7 +85,9 @@ class FailoverSuite:
             raise ParamsError("failover tests inject faults through the lab; this params file has no lab section")
         if self.trials < 1:
             raise ParamsError(f"trials={self.trials}: use 1 or more")
-        self.chosen = catalogue.select(self.scenarios, fencing=self.params.pacemaker.stonith_enabled)
+        self.chosen = catalogue.select(self.scenarios, fencing=self.params.pacemaker.stonith_enabled,
+                                       nodes=len(self.params.nodes),
+                                       no_quorum_policy=self.params.pacemaker.no_quorum_policy)
         self.prof = get_profile(self.profile or self.params.cluster.profile)
 
     def __str__(self) -> str:
