@@ -141,15 +141,31 @@ def changed_paths(before: dict[str, evidence.NodeState], after: dict[str, eviden
     return out
 
 
-def failed_stage3(lab: Lab, hosts, refused: tuple[str, str, str], tmp: Path):
-    """Stage 3 to the seed profile with one tool refusing on one node: (the error, the nodes before, after)."""
-    with refusing(lab, *refused):
-        run = stage_run(CorosyncStage(lab.params, profile="seed"), hosts, tmp / "failed")
+def failed_apply(lab: Lab, hosts, stage: driver.Stage, obstacle, tmp: Path, ops: list[str] | None = None,
+                 error: type[Exception] = driver.StageFailed):
+    """Plan ``stage`` and apply it with ``obstacle`` (a context manager) in place, which must make it fail:
+    (the error, the nodes before the apply, after it). ``ops``: the plan's operations as "<node> <type>"."""
+    with obstacle:
+        run = stage_run(stage, hosts, tmp / "failed")
+        if ops is not None:
+            assert [f"{o.node} {type(o).__name__}" for o in run.plan.ops] == ops, run.plan.program()
         before = snapshot(lab)
-        with pytest.raises(driver.StageFailed) as failed:
+        with pytest.raises(error) as failed:
             run.apply()
         after = snapshot(lab)
     return failed.value, before, after
+
+
+def failed_stage3(lab: Lab, hosts, obstacle, tmp: Path):
+    """Stage 3 to the seed profile with ``obstacle`` in place: (the error, the nodes before, after)."""
+    return failed_apply(lab, hosts, CorosyncStage(lab.params, profile="seed"), obstacle, tmp)
+
+
+def named_in_error(e: driver.StageFailed, changed: dict[str, list[str]]) -> None:
+    """Every changed file of each node is named in the error, for that node."""
+    for n, paths in changed.items():
+        said = [c for c in e.changed if c.startswith(f"{n}: ")]
+        assert all(any(p in c for c in said) for p in paths), (n, paths, said)
 
 
 @pytest.fixture
@@ -167,7 +183,7 @@ def test_a_config_corosync_rejects_on_the_second_node_changes_no_node(built, tmp
     """`corosync -t` refuses the new file on vm-node2 after vm-node1 accepted it: both staged files go,
     nothing else moved; then the same change goes through."""
     lab, hosts = built
-    e, before, after = failed_stage3(lab, hosts, ("vm-node2", "corosync", "-t"), tmp_path)
+    e, before, after = failed_stage3(lab, hosts, refusing(lab, "vm-node2", "corosync", "-t"), tmp_path)
     assert (e.node, e.command, e.exit_code) == ("vm-node2", f"corosync -t -c {STAGED}", 1)
     assert "injected failure" in e.stderr
     assert [c.split(":", 1)[0] for c in e.changed] == ["vm-node1", "vm-node2"]  # the staged copies...
@@ -188,13 +204,12 @@ def test_a_reload_refused_after_the_install_is_reported_exactly_and_the_next_run
     """`corosync-cfgtool -R` fails after the new file is on both nodes: the error names exactly the
     files the evidence shows changed, corosync still runs the old timing, and the next run reloads."""
     lab, hosts = built
-    e, before, after = failed_stage3(lab, hosts, ("vm-node1", "corosync-cfgtool", "-R"), tmp_path)
+    e, before, after = failed_stage3(lab, hosts, refusing(lab, "vm-node1", "corosync-cfgtool", "-R"), tmp_path)
     assert (e.node, e.command, e.exit_code) == ("vm-node1", "corosync-cfgtool -R", 1)
     changed = changed_paths(before, after)
     assert changed == {n: [COROSYNC_CONF, PREV] for n in before}, changed  # the live file, and the old one kept
-    for n, paths in changed.items():  # each named in the error, for that node
-        said = [c for c in e.changed if c.startswith(f"{n}: ")]
-        assert all(any(p in c for c in said) for p in paths), (n, paths, said)
+    named_in_error(e, changed)
+    for n in changed:
         assert after[n].files[PREV].sha256 == before[n].files[COROSYNC_CONF].sha256  # the old file, kept
         assert runtime_token(lab, n) == "1000"  # corosync still runs the old timing
         assert (before[n].units, before[n].cib) == (after[n].units, after[n].cib)
@@ -219,13 +234,7 @@ def test_corosync_that_will_not_start_on_the_second_node_is_reported_exactly_and
     lab, hosts = built
     evidence.nsrun(lab, "vm-node2", ["systemctl", "stop", "pacemaker", "corosync"])
     try:
-        with not_starting(lab, "vm-node2", "corosync"):
-            run = stage_run(CorosyncStage(lab.params, profile="seed"), hosts, tmp_path / "failed")
-            before = snapshot(lab)
-            with pytest.raises(driver.StageFailed) as failed:
-                run.apply()
-            after = snapshot(lab)
-        e = failed.value
+        e, before, after = failed_stage3(lab, hosts, not_starting(lab, "vm-node2", "corosync"), tmp_path)
         assert (e.node, e.command, e.exit_code) == ("vm-node2", "systemctl start corosync", 1)
         assert (f"corosync did not start on vm-node2 with the new {COROSYNC_CONF} installed (the previous one kept "
                 f"as {PREV}): `journalctl -u corosync` on vm-node2 says why") in str(e)
@@ -235,9 +244,8 @@ def test_corosync_that_will_not_start_on_the_second_node_is_reported_exactly_and
                    for n, ps in changed_paths(before, after).items()}
         assert changed == {n: [COROSYNC_CONF, PREV] for n in before}, changed
         seed = hashlib.sha256(desired_conf(lab.params, get_profile("seed")).encode()).hexdigest()
-        for n, paths in changed.items():  # each named in the error, for that node
-            said = [c for c in e.changed if c.startswith(f"{n}: ")]
-            assert all(any(p in c for c in said) for p in paths), (n, paths, said)
+        named_in_error(e, changed)
+        for n in changed:
             assert after[n].files[COROSYNC_CONF].sha256 == seed
             assert after[n].files[PREV].sha256 == before[n].files[COROSYNC_CONF].sha256  # the old file, kept
         # What ran where, by the evidence: vm-node1 reloaded (no restart: the same units, the same
@@ -276,14 +284,8 @@ def test_an_authkey_copy_refused_on_the_second_node_leaves_no_copy_and_the_next_
     key = Path(evidence.root(lab, "vm-node1") + AUTHKEY).read_bytes()
     evidence.nsrun(lab, "vm-node2", ["mv", AUTHKEY, "/root/authkey.saved"])
     try:
-        with refusing(lab, "vm-node2", "mv", "-f"):
-            run = stage_run(AuthkeyStage(lab.params), hosts, tmp_path / "failed")
-            assert [type(o).__name__ for o in run.plan.ops] == ["CopySecretFile"], run.plan.program()
-            before = snapshot(lab)
-            with pytest.raises(driver.StageFailed) as failed:
-                run.apply()
-            after = snapshot(lab)
-        e = failed.value
+        e, before, after = failed_apply(lab, hosts, AuthkeyStage(lab.params), refusing(lab, "vm-node2", "mv", "-f"),
+                                        tmp_path, ops=["vm-node2 CopySecretFile"])
         assert e.node == "vm-node2" and e.command.startswith("mv -f /etc/corosync/.authkey.hakit-")
         assert e.changed == [] and "nothing was changed" in str(e)
         assert evidence.file_changes(before["vm-node1"].files, after["vm-node1"].files, allowed=RUN_EFFECTS) == []
@@ -308,15 +310,8 @@ def test_a_key_made_on_the_first_node_whose_copy_fails_stays_there_alone_and_the
     for n in ("vm-node1", "vm-node2"):
         evidence.nsrun(lab, n, ["mv", AUTHKEY, saved])
     try:
-        with refusing(lab, "vm-node2", "mv", "-f"):
-            run = stage_run(AuthkeyStage(lab.params), hosts, tmp_path / "failed")
-            assert [f"{o.node} {type(o).__name__}" for o in run.plan.ops] == [
-                "vm-node1 GenerateKey", "cluster Barrier", "vm-node2 CopySecretFile"], run.plan.program()
-            before = snapshot(lab)
-            with pytest.raises(driver.StageFailed) as failed:
-                run.apply()
-            after = snapshot(lab)
-        e = failed.value
+        e, before, after = failed_apply(lab, hosts, AuthkeyStage(lab.params), refusing(lab, "vm-node2", "mv", "-f"),
+                                        tmp_path, ops=["vm-node1 GenerateKey", "cluster Barrier", "vm-node2 CopySecretFile"])
         assert e.node == "vm-node2" and e.command.startswith("mv -f /etc/corosync/.authkey.hakit-")
         assert [c.split(" (", 1)[0] for c in e.changed] == [f"vm-node1: generate {AUTHKEY} with corosync-keygen"]
         assert evidence.file_changes(before["vm-node1"].files, after["vm-node1"].files, allowed=RUN_EFFECTS) == [
@@ -413,19 +408,12 @@ def test_a_wanted_cib_crm_verify_rejects_stops_the_stage_before_any_operation(bu
     page = Path(evidence.root(lab, "vm-node2") + INDEX)
     page.write_text("<html>not the page stage 5 renders</html>\n")
     try:
-        with refusing(lab, "vm-node1", "crm_verify", "--xml-file"):
-            run = stage_run(ResourcesStage(params), hosts, tmp_path / "failed")
-            patch = next(o for o in run.plan.ops if type(o).__name__ == "CibPatch")
-            assert patch.via == "vm-node1"
-            assert [f"{o.node} {type(o).__name__}" for o in run.plan.ops] == [
-                "vm-node2 WriteFile", "cluster Barrier", "cluster CibPatch"], run.plan.program()
-            for n in ("vm-node1", "vm-node2"):
-                cib_on_disk(lab, n)  # an earlier change's write to disk is not this stage's
-            before = snapshot(lab)
-            with pytest.raises(hcib.CibError) as failed:
-                run.apply()
-            after = snapshot(lab)
-        e = failed.value
+        for n in ("vm-node1", "vm-node2"):
+            cib_on_disk(lab, n)  # an earlier change's write to disk is not this stage's
+        refused = refusing(lab, "vm-node1", "crm_verify", "--xml-file")  # vm-node1: the node the CIB is read through
+        e, before, after = failed_apply(lab, hosts, ResourcesStage(params), refused, tmp_path,
+                                        ops=["vm-node2 WriteFile", "cluster Barrier", "cluster CibPatch"],
+                                        error=hcib.CibError)
         assert str(e).startswith("crm_verify rejected the wanted CIB; nothing was applied (checked on vm-node1, "
                                  "exit 1; fix the params and plan again)"), str(e)
         assert "injected failure: crm_verify --xml-file refused" in str(e)
