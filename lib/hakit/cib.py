@@ -316,6 +316,8 @@ class Preview:
     verify_output: str
     patch_xml: str  # crm_diff output; "" when nothing differs
     transition: str  # crm_simulate's transition summary
+    verify_exit: int | None = None  # crm_verify's exit code (0: clean)
+    verify_command: str = ""  # the crm_verify command line, as run on the node
 
     def _repr_html_(self) -> str:
         verdict = "crm_verify: clean" if self.verify_ok else "crm_verify: ERRORS"
@@ -376,13 +378,15 @@ def preview(host: Host, p: CibPlan) -> Preview:
     with Workdir(host) as wd:
         live = wd.put("live.xml", p.base.xml)
         wanted = wd.put("wanted.xml", p.wanted_xml)
-        v = host.run(f"crm_verify --verbose --xml-file {wanted}", check=False)
+        verify_cmd = f"crm_verify --verbose --xml-file {wanted}"
+        v = host.run(verify_cmd, check=False)
         patch = _crm_diff(host, live, wanted)
         # Without --save-output, crm_simulate keeps its working copy as shadow.<pid> in pacemaker's
         # own CIB directory (/var/lib/pacemaker/cib) while it runs: a dry run would write there.
         sim = host.run(f"crm_simulate --xml-file {wanted} --save-output {wd.path}/simulated.xml --simulate",
                        check=False)
-    return Preview(v.exit_code == 0, (v.stdout + v.stderr).strip(), patch, transition_summary(sim.stdout))
+    return Preview(v.exit_code == 0, (v.stdout + v.stderr).strip(), patch, transition_summary(sim.stdout),
+                   v.exit_code, verify_cmd)
 
 
 @dataclass

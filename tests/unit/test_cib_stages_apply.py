@@ -329,8 +329,11 @@ def test_stage5_patch_failure_names_what_was_changed(lab: Params, tmp_path: Path
 def test_stage5_rejected_cib_stops_before_apache_is_touched(lab: Params) -> None:
     c = Cluster(lab, after_stage4(lab), verify_rc=78)
     run = driver.StageRun(ResourcesStage(lab), c.hosts, dry_run=False)
-    with pytest.raises(cib.CibError, match="crm_verify rejected the wanted CIB; nothing was applied"):
+    with pytest.raises(cib.CibError, match="crm_verify rejected the wanted CIB; nothing was applied") as e:
         run.apply()
+    assert "(checked on vm-node1, exit 78; fix the params" in str(e.value)
+    assert (e.value.node, e.value.exit_code) == ("vm-node1", 78)  # error.json names where and what failed
+    assert re.fullmatch(r"crm_verify --verbose --xml-file /run/hakit-cib\.\w+/wanted\.xml", e.value.command or "")
     for h in c.hosts.values():
         assert [s for s in h.changing(READ_ONLY) if not s.what.startswith(WORKDIR + "/")] == []
 

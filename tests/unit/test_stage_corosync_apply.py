@@ -130,6 +130,27 @@ def test_an_installed_file_that_corosync_does_not_run_yet_gets_one_reload(lab: P
     assert [c.ok for c in checks] == [True, True] and checks[0].detail == "consensus 3600, token 3000"
 
 
+
+def test_a_unit_that_will_not_start_says_which_file_is_installed_and_what_to_do(lab: Params) -> None:
+    """Seen on the lab (tests/lab/test_stage_failures.py): corosync refusing to start on one node after
+    the new file went in; the error ends with what is installed there and where to look."""
+    fakes = {"vm-node1": node("vm-node1", None, active=False, enabled=False), "vm-node2": node("vm-node2", b"old\n", active=False)}
+    fakes["vm-node2"].fail_on.append(r"^systemctl start corosync$")
+    p = gather_plan(corosync.CorosyncStage(lab), fakes)
+    hints = {(o.node, o.units): o.hint for o in p.ops if isinstance(o, corosync.Systemctl) and o.verb == "start"}
+    assert hints[("vm-node1", ("pacemaker",))] == (
+        f"pacemaker did not start on vm-node1 with the new {CONF} installed (there was none before): "
+        "`journalctl -u pacemaker` on vm-node1 says why. Fix that and run this stage again: it starts what is not running")
+    with pytest.raises(driver.StageFailed) as e:
+        driver.apply(p, fakes, dry_run=False, parallel=False)
+    err = e.value
+    assert (err.node, err.command, err.exit_code) == ("vm-node2", "systemctl start corosync", 1)
+    assert (f"corosync did not start on vm-node2 with the new {CONF} installed (the previous one kept as "
+            f"{CONF}.hakit-prev): `journalctl -u corosync` on vm-node2 says why") in str(err)
+    assert err.changed[-1] == "vm-node1: systemctl start corosync" and not any("pacemaker" in c for c in err.changed)
+    # A node this run installed nothing on: no word about the file.
+    assert corosync.start_hint("corosync", "vm-node2", None).startswith("corosync did not start on vm-node2: ")
+
 def test_a_change_that_needs_a_restart_is_refused_without_allow_restart(lab: Params) -> None:
     old = want(lab).replace(b"cluster_name: hakit-lab", b"cluster_name: other")
     fakes = {n.name: node(n.name, old, active=True) for n in lab.nodes}

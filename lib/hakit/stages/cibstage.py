@@ -210,10 +210,12 @@ class CibStage:
             return
         pv = self._preview(hosts[patch.via], patch.cib_plan)
         if not pv.verify_ok:
-            raise cib.CibError(
-                "crm_verify rejected the wanted CIB; nothing was applied (fix the params and plan again):\n"
-                + pv.verify_output[-1500:]
+            err = cib.CibError(
+                f"crm_verify rejected the wanted CIB; nothing was applied (checked on {patch.via}, exit "
+                f"{pv.verify_exit}; fix the params and plan again):\n" + pv.verify_output[-1500:]
             )
+            err.node, err.command, err.exit_code, err.stderr = patch.via, pv.verify_command, pv.verify_exit, pv.verify_output
+            raise err
 
     def artifacts(self, plan: Plan | None) -> dict[str, object]:
         """The crm text and the CIB files the patch saved (before, after, patch), for the record."""

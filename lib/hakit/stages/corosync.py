@@ -285,13 +285,16 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, 
         start = nodes
     else:
         start = [f for f in nodes if not (f.corosync_active and f.pacemaker_active)]
+    installed = {f.node: f.conf_text is not None for f in writes}  # node -> a previous file was kept
     for f in start:
         p.ops.append(Systemctl(node=f.node, verb="start", units=("corosync",), timeout=120,
+                               hint=start_hint("corosync", f.node, installed.get(f.node)),
                                reason="restart with the new config" if restart else "not running"))
     if start:
         p.ops.append(Barrier(text="corosync started on every node that starts"))
     for f in start:
         p.ops.append(Systemctl(node=f.node, verb="start", units=("pacemaker",), timeout=120,
+                               hint=start_hint("pacemaker", f.node, installed.get(f.node)),
                                reason="pacemaker needs corosync's membership, so it starts second"))
     for f in nodes:
         if not f.corosync_enabled or not f.pacemaker_enabled:
@@ -300,6 +303,15 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, 
         if not p.ops_for(f.node):
             p.no_change[f.node] = f"config identical (sha256 {want_sha[:12]}), both services active and enabled"
     return p
+
+
+def start_hint(unit: str, node: str, kept_prev: bool | None) -> str:
+    """What to do when ``unit`` does not start on ``node`` (the failed stage's message ends with it).
+    ``kept_prev``: None when this run installed no file there, else whether the old one was kept."""
+    conf = "" if kept_prev is None else f" with the new {CONF} installed" + (
+        f" (the previous one kept as {PREV})" if kept_prev else " (there was none before)")
+    return (f"{unit} did not start on {node}{conf}: `journalctl -u {unit}` on {node} says why. Fix that and run "
+            "this stage again: it starts what is not running")
 
 
 class CorosyncStage:
