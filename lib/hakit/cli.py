@@ -209,8 +209,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepare import prepare
 
-    out = prepare(args.params, args.out)
-    print(f"training copies in {out}; start JupyterLab on them with:")
+    out = prepare(args.params, args.out, trainer=args.trainer)
+    print(f"{'trainer' if args.trainer else 'training'} copies in {out}; start JupyterLab on them with:")
     print(f"  .venv/bin/jupyter lab --notebook-dir {out} --ip 127.0.0.1 --no-browser --allow-root")
     print(f"then open {sorted(p.name for p in out.glob('[0-9][0-9]_*.ipynb'))[0]} first: its first page says where to begin")
     return 0
@@ -327,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prepare", help="parameter-filled notebook copies for a trainee (JupyterLab)")
     pr.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
     pr.add_argument("--out", default="training", help="folder for the copies (default training/)")
+    pr.add_argument("--trainer", action="store_true", help="keep the exercises' answers (a trainer's copy)")
     pr.set_defaults(func=cmd_prepare)
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bsub = bench.add_subparsers(dest="bench_cmd", required=True)

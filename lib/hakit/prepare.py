@@ -39,8 +39,12 @@ def _banner(i: int, names: list[str], cluster: str, params_path: Path) -> str:
     )
 
 
-def prepare(params_file: str, out: str | Path) -> Path:
-    """Write the copies into `out` (created; refuses to overwrite a trainee's work) and return it."""
+ANSWER_TAG = "answer"  # a cell with the answer to a notebook's exercise: in trainer copies only
+
+
+def prepare(params_file: str, out: str | Path, trainer: bool = False) -> Path:
+    """Write the copies into `out` (created; refuses to overwrite a trainee's work) and return it.
+    A trainee's copies leave out the exercises' answers (cells tagged ``answer``); ``trainer`` keeps them."""
     params_path = resolve(params_file).resolve()
     params = load_params(params_path)  # a bad params file stops here, before anything is written
     sources = training_notebooks()
@@ -56,6 +60,10 @@ def prepare(params_file: str, out: str | Path) -> Path:
     for i, src in enumerate(sources, 1):
         nb = load_notebook_node(str(src))  # as papermill reads it (every cell gets a tags list)
         nb = parameterize_notebook(nb, {"params_file": str(params_path)})
-        nb.cells.insert(0, nbformat.v4.new_markdown_cell(_banner(i, names, params.cluster.name, params_path)))
+        if not trainer:
+            nb.cells = [c for c in nb.cells if ANSWER_TAG not in c.metadata.get("tags", [])]
+        banner = _banner(i, names, params.cluster.name, params_path) + (
+            "\n\n**Trainer copy**: the answers to the exercises are shown." if trainer else "")
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(banner))
         nbformat.write(nb, dest / src.name)
     return dest

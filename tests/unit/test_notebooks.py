@@ -60,13 +60,17 @@ def test_help_notebook_lists_typed_documented_parameters(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_records_its_stage_for_headless_runs(path):
-    """The record convention (hakit.record): a `record_dir` parameter, and the last code cell saves the result,
+    """The record convention (hakit.record): a `record_dir` parameter, and the last code cell (before the
+    exercises) saves the result,
     through the object that ran it (`run.save()` of a StageRun, `suite.save()`, made with record_dir) or `record.save(..., record_dir)`."""
     params = {p.name: p for p in _infer_parameters(load_notebook_node(str(path)))}
     assert params["record_dir"].inferred_type_name == "str" and params["record_dir"].default == '""'
     nb = nbformat.read(path, as_version=4)
-    last = [c for c in nb.cells if c.cell_type == "code"][-1]
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    # the stage's own cells: the exercises that end a notebook come after its record
+    start = next((i for i, c in enumerate(nb.cells) if c.source.startswith("## Exercise ")), len(nb.cells))
+    body = nb.cells[:start]
+    last = [c for c in body if c.cell_type == "code"][-1]
+    code = "\n".join(c.source for c in body if c.cell_type == "code")
     via_driver = ".save(" in last.source and "record_dir=record_dir" in code
     direct = "record.save(" in last.source and "record_dir" in last.source
     assert via_driver or direct, f"{path.name}: last cell must save the record (run.save() or record.save)"
