@@ -50,10 +50,13 @@ demo: setup
 	$(PY) -m hakit run --params $(PARAMS) --stages all $(FAILOVER_FLAG)
 	$(PY) -m hakit check --params $(PARAMS)
 
-# The whole suite includes the tests marked `vm`: the VM tooling comes too.
+# The whole suite includes the tests marked `vm`: the VM tooling comes too. Its modules run on
+# TEST_WORKERS pytest-xdist workers (whole modules each: a module's fixtures stay in one process), each
+# worker with labs of its own (tests/lab/conftest.py: the next HAKIT_TEST_SLOT); TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 test: VM = 1
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest -m "not lab" $(PYTEST_ARGS)

@@ -103,9 +103,13 @@ def _start(params_file: Path) -> Lab:
 
 # HAKIT_TEST_SLOT=1..9 gives a test run its own labs (ids, subnets), so several
 # runs can share one machine; slot 0 (the default) is what `make test` uses.
-SLOT = int(os.environ.get("HAKIT_TEST_SLOT", "0"))
+# Under pytest-xdist (`make test` runs two workers) each worker takes the next slot: worker gw0 the
+# given one, gw1 the one after it, so two workers never share a lab.
+BASE_SLOT = int(os.environ.get("HAKIT_TEST_SLOT", "0"))
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+SLOT = BASE_SLOT + WORKER
 if not 0 <= SLOT <= 9:
-    raise ValueError(f"HAKIT_TEST_SLOT={SLOT} is out of range; use 0..9")
+    raise ValueError(f"HAKIT_TEST_SLOT={BASE_SLOT} with xdist worker {WORKER} gives slot {SLOT}; slots are 0..9")
 LAB2_ID, LAB2_NET = ("ht", "10.79.") if SLOT == 0 else (f"h{SLOT}", f"10.{100 + 2 * SLOT}.")
 LAB3_ID, LAB3_NET = ("ht3", "10.80.") if SLOT == 0 else (f"h{SLOT}t", f"10.{101 + 2 * SLOT}.")
 # The VM lab (params/lab-bonding.yaml, one qemu VM node and one container): marker `vm`.

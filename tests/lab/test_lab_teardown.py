@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -19,12 +20,16 @@ def everything_of(lab: Lab) -> list[str]:
     """An independent look at the machine for anything carrying the lab's names."""
     lid = lab.cfg.id
     found = []
+    # Link names are the lab id and a suffix (htpriv, ht1priv, htgw), so another lab's may start the same way
+    # (ht3priv): a name counts if it is one this lab would make, by the rule of lab/net.py.
+    mine = re.compile(rf"{re.escape(lid)}(priv|pub|gw|\d+(priv|publ|pri\d|pub\d))")
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    found += [ln.split(":")[1].strip() for ln in links.splitlines() if ln.split(":")[1].strip().startswith(lid)]
+    names = [ln.split(":")[1].strip().split("@")[0] for ln in links.splitlines()]
+    found += [n for n in names if mine.fullmatch(n)]
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     found += [f"netns {ln.split()[0]}" for ln in ns.splitlines() if ln.startswith(f"{lid}-")]
     mounts = Path("/proc/self/mounts").read_text()
-    found += [f"mount {ln.split()[1]}" for ln in mounts.splitlines() if str(lab.dir) in ln.split()[1]]
+    found += [f"mount {ln.split()[1]}" for ln in mounts.splitlines() if f"{lab.dir}/" in ln.split()[1] + "/"]
     for pid in os.listdir("/proc"):
         if pid.isdigit() and labnode.pid_alive(int(pid)):
             argv = labnode.cmdline(int(pid))
