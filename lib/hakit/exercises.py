@@ -330,6 +330,18 @@ def parse_scores(text: str) -> dict[tuple[str, str], str]:
     return out
 
 
+def live_scores(c: Course, node: str) -> dict[tuple[str, str], str]:
+    """The allocation scores of the live CIB, computed on a copy: `crm_simulate -sL` (what a trainee types)
+    writes a temporary shadow file into pacemaker's CIB directory, and a checker writes nothing there."""
+    from . import cib
+
+    h = c.host(node)
+    xml = h.run("cibadmin --query", check=True, timeout=60).stdout
+    with cib.Workdir(h) as wd:
+        path = wd.put("live.xml", xml)
+        return parse_scores(h.run(f"crm_simulate --show-scores --xml-file {shlex.quote(path)}", timeout=60).stdout)
+
+
 def _check_scores(c: Course, a: Mapping[str, Any]) -> list[str]:
     node = _first(c)
     via = _second(c)
@@ -337,7 +349,7 @@ def _check_scores(c: Course, a: Mapping[str, Any]) -> list[str]:
     out = []
     if st.attribute(node, "pingd") not in (None, "0"):
         out.append(f"{node} still reaches the gateway (pingd={st.attribute(node, 'pingd')})")
-    scores = parse_scores(c.run(via, "crm_simulate -sL"))
+    scores = live_scores(c, via)
     score = scores.get(("vip", node), "?")
     if score != "-INFINITY":
         out.append(f"the VIP's score on {node} is {score}, not -INFINITY: the gateway rule has not banned it")
