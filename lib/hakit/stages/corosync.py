@@ -373,8 +373,8 @@ def _plan_seeds(p: Plan, profile: Profile, nodes: list[NodeFacts], start: list[N
                        "dc-deadtime (20 s), so the first DC election comes about 20 s after pacemaker starts")
         return
     if any(f.pacemaker_active for f in nodes):
-        p.notes.append(f"pacemaker never ran on {', '.join(fresh)}, but it runs on another node: the DC there takes "
-                       "them in at once and gives them its CIB, so nothing is seeded")
+        p.notes.append(f"pacemaker never ran on {', '.join(fresh)}, but it runs on another node: a node that joins "
+                       "gets the cluster's CIB from its DC, so nothing is seeded")
         return
     p.notes.append(f"cold start: pacemaker never ran on {', '.join(fresh)}; each gets a CIB holding only "
                    f"dc-deadtime={value} before its first start (stage 4 keeps it), so the first DC election "
