@@ -134,7 +134,7 @@ def same_configuration(a_xml: str, b_xml: str) -> bool:
 @dataclass(frozen=True)
 class CibChange:
     key: str  # e.g. "primitive vip"
-    action: str  # "add", "update", "set"
+    action: str  # "add", "update", "set", "unset"
     detail: str
 
 
@@ -229,6 +229,18 @@ def _nvpair_item(conf: ET.Element, item: Property | RscDefault, plan: CibPlan) -
     plan.changes.append(CibChange(item.key, "set", f"unset (pacemaker default) -> {item.value}"))
 
 
+def _unset_property(conf: ET.Element, name: str, plan: CibPlan) -> None:
+    """The stage owns this crm_config property at pacemaker's default: drop it where it is set."""
+    key = f"property {name}"
+    sets = [s for s in conf.iterfind("crm_config/cluster_property_set") if s.get("id") == BOOTSTRAP_SET]
+    found = [(s, nv) for s in sets for nv in s.findall("nvpair") if nv.get("name") == name]
+    for s, nv in found:
+        plan.changes.append(CibChange(key, "unset", f"{nv.get('value')} -> unset (pacemaker default)"))
+        s.remove(nv)
+    if not found:
+        plan.unchanged.append(key)
+
+
 def plan(bundle: Bundle, base: CibSnapshot) -> CibPlan:
     """Pure: the live CIB with this stage's elements added or replaced in place."""
     root = copy.deepcopy(_parse(base.xml, "live CIB"))
@@ -277,6 +289,8 @@ def plan(bundle: Bundle, base: CibSnapshot) -> CibPlan:
                 )
             sec.append(new)
             p.changes.append(CibChange(item.key, "add", " ".join(item.crm().replace("\\\n", " ").split())[:160]))
+    for name in bundle.unset:
+        _unset_property(conf, name, p)
     if p.changes:
         _next_version(root, base.version)
     ET.indent(root, "  ")

@@ -2,3 +2,5 @@
 
 AUTHKEY = "/etc/corosync/authkey"  # the shared corosync key (stage 2); never leaves a node but over SFTP
 COROSYNC_CONF = "/etc/corosync/corosync.conf"  # stage 3
+CIB_DIR = "/var/lib/pacemaker/cib"  # pacemaker's own copy of the CIB; empty until pacemaker first starts
+CIB_XML = f"{CIB_DIR}/cib.xml"  # stage 3 seeds it on a cold start, never where it exists

@@ -1,8 +1,11 @@
-"""Corosync timing profiles: named, validated sets of totem timeouts.
+"""Timing profiles: named, validated sets of corosync totem timeouts and the pacemaker
+timings that go with them.
 
 A profile is chosen by name in the params (``cluster.profile``) and rendered
-into ``totem { }``. Validation mirrors what corosync 3 itself accepts or
-documents, so a bad profile fails here and not when corosync refuses to start.
+into ``totem { }`` (stage 3), pacemaker's ``dc-deadtime`` (stage 4, seeded by
+stage 3 on a cold start) and the resources' monitor intervals (stage 5).
+Validation mirrors what corosync 3 itself accepts or documents, so a bad
+profile fails here and not when corosync refuses to start.
 """
 
 from __future__ import annotations
@@ -79,6 +82,10 @@ class Profile(BaseModel):
     max_messages: int = Field(ge=1, le=1000, description="messages sent per token visit")
     token_retransmits_before_loss_const: int = Field(ge=1, le=100)
     resources: ResourceTimings = Field(description="pacemaker monitor intervals for the article's resources")
+    dc_deadtime: int | None = Field(
+        default=None, ge=1, le=3600,
+        description="s pacemaker's controller waits to hear from a DC before it calls an election "
+                    "(cluster option dc-deadtime); None leaves pacemaker's default (20 s)")
 
     @model_validator(mode="after")
     def _corosync_rules(self) -> Profile:
@@ -108,7 +115,27 @@ class Profile(BaseModel):
                 f"with token {self.token} ms gives a token hold time of {hold:.0f} ms, below "
                 f"corosync's minimum of {MIN_TIMEOUT_MS} ms; raise token or lower the count"
             )
+        problem = self._dc_deadtime_problem(2)
+        if problem:
+            raise ValueError(problem)
         return self
+
+    def _dc_deadtime_problem(self, node_count: int) -> str | None:
+        # A starting node must be able to hear a DC across one membership change (a node lost
+        # or joining while it waits), or it calls a needless election.
+        if self.dc_deadtime is None:
+            return None
+        change = self.failure_detection_ms(node_count)
+        if self.dc_deadtime * 1000 > change:
+            return None
+        return (f"dc_deadtime {self.dc_deadtime} s is not above token + consensus ({change} ms with "
+                f"{node_count} nodes), the time corosync may take to settle a membership change; use at "
+                f"least {change // 1000 + 1} s, or null for pacemaker's default (20 s)")
+
+    @property
+    def dc_deadtime_value(self) -> str | None:
+        """dc-deadtime as the CIB holds it ("5s"), or None for pacemaker's default."""
+        return None if self.dc_deadtime is None else f"{self.dc_deadtime}s"
 
     def effective_token(self, node_count: int) -> int:
         """The token timeout corosync really uses for a cluster of ``node_count`` nodes."""
@@ -116,7 +143,7 @@ class Profile(BaseModel):
         return self.token + extra * self.token_coefficient
 
     def check_cluster_size(self, node_count: int) -> None:
-        """Raise ProfileError if consensus is too small for the size-scaled token."""
+        """Raise ProfileError if consensus (or dc_deadtime) is too small for the size-scaled token."""
         token = self.effective_token(node_count)
         need = _min_consensus(token)
         if self.consensus < need:
@@ -126,6 +153,9 @@ class Profile(BaseModel):
                 f"{token} ms, so consensus must be >= {need} ms but is {self.consensus} ms; "
                 "raise consensus or lower token_coefficient in the profile"
             )
+        problem = self._dc_deadtime_problem(node_count)
+        if problem:
+            raise ProfileError(f"profile {self.name!r}: {problem}")
 
     def failure_detection_ms(self, node_count: int) -> int:
         """Worst case from a node dying to a new membership: token loss plus consensus."""
@@ -163,6 +193,7 @@ FAST = Profile(
     resources=ResourceTimings(
         vip_monitor=5, httpd_monitor=1, ping_monitor=2, ping_dampen=1, ping_attempts=2, ping_timeout=1
     ),
+    dc_deadtime=5,
 )
 """Why these ``fast`` values (an attribute docstring, read by Sphinx):
 
@@ -184,6 +215,18 @@ FAST = Profile(
   notice plus a restart); the gateway every 2 s with a 1 s dampen, two 1 s
   pings; the VIP every 5 s (IPaddr2 rarely fails on its own; a node failure
   is caught by corosync, not by this monitor).
+- dc_deadtime 5 s (pacemaker's default: 20 s; ``seed`` keeps it). A controller that
+  starts waits this long to hear from a DC before it calls an election; on a
+  cold start of the whole cluster there is no DC to hear from, so every node
+  sits in S_PENDING for the full wait (about 21 s of a fresh build's stage 3 on
+  the lab). Pacemaker documents the ideal value as depending on the speed and
+  load of the network and nodes, and its own test suite (CTS) runs its clusters
+  with 5 s. It stays above token + consensus (2.2 s), so a node starting during
+  a membership change still hears the DC. The cost: pacemaker documents
+  dc-deadtime as the grace period before startup fencing (a DC fences nodes it
+  has never seen), so a node whose pacemaker starts more than about 5 s after
+  the others' may be fenced where the cluster may act without quorum
+  (``no-quorum-policy: ignore``) and fencing is on.
 """
 
 PROFILES: Mapping[str, Profile] = MappingProxyType({p.name: p for p in (SEED, FAST)})

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hakit.lab import Lab
+from hakit.profiles import get_profile
 
 # Paths a node's walk skips: kernel views, nspawn's own mounts, and the command log itself.
 SKIPPED = ("/proc", "/sys", "/dev", "/run/host", "/var/log/hakit-test")
@@ -496,3 +497,78 @@ class SecretSearch:
                 if hits:
                     found[str(f.relative_to(folder))] = hits
         return found
+
+
+# A line of pacemaker's own log (/var/log/pacemaker/pacemaker.log), 2.1 and 3.0 alike:
+# "Dec 01 15:49:21.851 vm-node1 pacemaker-based     [545] (retrieveCib) 	info: Reading cluster ..."
+_PCMK_LINE = re.compile(r"^(\w{3} \d\d \d\d:\d\d:\d\d\.\d{3}) \S+ (\S+)\s+\[\d+\] \((\w+)\)\s+(\w+): (.*)$")
+
+
+@dataclass(frozen=True)
+class FirstStart:
+    """What a node's pacemaker log says of pacemaker's first start there."""
+
+    cib_read: list[str]  # pacemaker-based's "Reading cluster configuration file ..." of its start-up
+    pending_s: float | None  # the controller: entering S_PENDING until its next state change
+    dc_timeout: bool  # its election trigger (dc-deadtime) popped while it waited in S_PENDING
+    cib_warnings: list[str]  # pacemaker-based's warnings and errors (a CIB it could not verify, ...)
+
+
+def first_pacemaker_start(lab: Lab, node: str) -> FirstStart:
+    """Read from the node's filesystem, not over SSH: the log up to pacemakerd's second start, if any."""
+    text = Path(root(lab, node), "var/log/pacemaker/pacemaker.log").read_text(errors="replace")
+    lines = [m.groups() for m in map(_PCMK_LINE.match, text.splitlines()) if m]
+    starts = [i for i, (_, d, _, _, msg) in enumerate(lines) if d == "pacemakerd" and msg.startswith("Starting Pacemaker ")]
+    first = lines[starts[0]:starts[1]] if len(starts) > 1 else lines[(starts or [0])[0]:]
+
+    def at(stamp: str) -> float:
+        t = time.strptime(f"2000 {stamp.split('.')[0]}", "%Y %b %d %H:%M:%S")
+        return time.mktime(t) + int(stamp.rsplit(".", 1)[1]) / 1000
+
+    ctl = [(at(s), msg) for s, d, _, _, msg in first if d == "pacemaker-controld"]
+    pending = next((t for t, msg in ctl if "State transition S_STARTING -> S_PENDING" in msg), None)
+    after = [(t, msg) for t, msg in ctl if pending is not None and t >= pending and "S_STARTING -> S_PENDING" not in msg]
+    left = next((t for t, msg in after if "State transition" in msg or "I_DC_TIMEOUT" in msg), None)
+    based = [(fn, level, msg) for _, d, fn, level, msg in first if d == "pacemaker-based"]
+    return FirstStart(
+        cib_read=[msg for fn, _, msg in based if msg.startswith("Reading cluster configuration file")
+                  and fn != "cib_file_write_with_digest"],  # (not its re-read of each file it writes)
+        pending_s=round(left - pending, 1) if pending is not None and left is not None else None,
+        dc_timeout=any("I_DC_TIMEOUT" in msg and "S_PENDING" in msg for _, msg in after),
+        cib_warnings=[msg for _, level, msg in based if level in ("warning", "error", "crit")],
+    )
+
+
+def seeded_first_start(lab: Lab, run_folder: Path) -> tuple[list[str], str]:
+    """A fresh build with a profile that sets dc-deadtime (`hakit run` into ``run_folder``): what is
+    wrong with its first pacemaker start (empty: nothing), and a line of figures to print.
+
+    Each node's pacemaker read a CIB of its own, with its digest and no warning (stage 3 seeded it);
+    a controller's election trigger popped in S_PENDING (the wait is dc-deadtime's); stage 4 found
+    the seeded value as wanted and the live CIB holds it.
+    """
+    problems = []
+    want = lab.params.cluster.profile
+    value = get_profile(want).dc_deadtime_value  # e.g. "5s"
+    starts = {n.name: first_pacemaker_start(lab, n.name) for n in lab.params.nodes}
+    for node, s in starts.items():
+        if s.cib_read != ["Reading cluster configuration file /var/lib/pacemaker/cib/cib.xml "
+                          "(digest: /var/lib/pacemaker/cib/cib.xml.sig)"]:
+            problems.append(f"{node}: pacemaker-based read {s.cib_read} at its first start")
+        if s.cib_warnings:
+            problems.append(f"{node}: pacemaker-based warned at its first start: {s.cib_warnings}")
+    if not any(s.dc_timeout for s in starts.values()):
+        problems.append("no controller's election trigger (dc-deadtime) popped in S_PENDING")
+    props = json.loads((run_folder / "04_pacemaker_properties" / "record.json").read_text())
+    patch = [e for o in props["operations"] if o["op"] == "CibPatch" for e in o["elements"]]
+    if any("dc-deadtime" in e for e in patch):
+        problems.append(f"stage 04 changed dc-deadtime: {patch}")
+    live = nsrun(lab, lab.params.nodes[0].name, ["crm_attribute", "--type", "crm_config", "--name", "dc-deadtime",
+                                                  "--query", "--quiet"], check=False).stdout.strip()
+    if live != value:
+        problems.append(f"the live CIB holds dc-deadtime {live!r}, the profile {want!r} sets {value!r}")
+    summary = json.loads((run_folder / "summary.json").read_text())
+    stage3 = next(st["duration_s"] for st in summary["stages"] if st["notebook_name"] == "03_corosync_rings")
+    figures = (f"FIGURES cold start, profile {want} (dc-deadtime {value}): stage 03 {stage3:.1f} s; each controller "
+               "in S_PENDING: " + ", ".join(f"{n} {s.pending_s} s" for n, s in starts.items()))
+    return problems, figures

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import evidence
 import pytest
 
 from hakit.facts.pacemaker import ClusterStatus, parse_crm_mon
@@ -85,6 +86,14 @@ def test_every_stage_applied_and_verified(deployed):
     assert {st["notebook_name"]: st["status"] for st in s["stages"][1:]} == {n: "changed" for n in names[1:]}
     timings = ", ".join(f"{st['notebook_name'][:2]} {st['duration_s']:.1f} s" for st in s["stages"])
     print(f"\nFIGURES bookworm deploy (stages 01-06): {deployed.deploy_s:.1f} s; {timings}")
+
+
+def test_pacemaker_2_1_reads_the_seeded_cib_and_elects_after_its_dc_deadtime(deployed):
+    """cibadmin --empty (schema pacemaker-3.9 here) and CIB_file on the live path work on 2.1.5 too: both
+    nodes seeded the same CIB, joined cleanly, and the first election waited dc-deadtime, not 20 s."""
+    problems, figures = evidence.seeded_first_start(deployed.lab, deployed.folder)
+    print(f"\n{figures} (bookworm)")
+    assert problems == []
 
 
 def test_crm_verify_is_clean_on_pacemaker_2_1(deployed):

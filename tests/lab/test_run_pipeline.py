@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import evidence
 import pytest
 
 from hakit import notebook
@@ -125,6 +126,14 @@ def test_headless_run_writes_a_complete_change_record(deployed):
     assert any("vm-node1, vm-node2" in src for src in scan["sources"])
     assert files_holding_the_authkey(lab, [folder]) == []
     check_cluster(lab)
+
+
+def test_the_cold_start_elects_a_dc_after_the_seeded_dc_deadtime(deployed):
+    """Stage 03 seeded each fresh node's CIB with the fast profile's dc-deadtime: pacemaker read it
+    (with its digest, no warning), waited that long for a DC, and stage 04 kept it as it was."""
+    problems, figures = evidence.seeded_first_start(deployed.lab, deployed.first)
+    print(f"\n{figures}")
+    assert problems == []
 
 
 def test_second_run_reports_unchanged_for_every_stage(deployed):

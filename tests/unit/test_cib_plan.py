@@ -35,6 +35,9 @@ CAP = Path(__file__).parent / "fixtures" / "captured"
 STAGE3 = (CAP / "cib-after-stage3.xml").read_text()
 STAGE6 = (CAP / "cib-after-stage6.xml").read_text()
 STAGES = ("properties", "resources", "constraints")
+# These captures predate the fast profile's dc-deadtime: planned with the profile they were made
+# with, stage 4 finds them as it left them. What today's profile changes on them is tested below.
+FAST_AS_CAPTURED = FAST.model_copy(update={"dc_deadtime": None})
 
 
 @pytest.fixture(name="lab")
@@ -44,7 +47,7 @@ def _article_params(article: Params) -> Params:
     return article
 
 
-def _bundle(stage: str, params: Params, profile: Profile = FAST) -> Bundle:
+def _bundle(stage: str, params: Params, profile: Profile = FAST_AS_CAPTURED) -> Bundle:
     if stage == "constraints":
         return constraints(params)
     return properties(params, profile) if stage == "properties" else resources(params, profile)
@@ -162,13 +165,13 @@ def test_same_configuration_names_the_bad_side() -> None:
 
 
 def test_stage4_on_fresh_cluster(lab: Params) -> None:
-    bundle = properties(lab, FAST)
+    bundle = properties(lab, FAST_AS_CAPTURED)
     p = plan(bundle, CibSnapshot.parse(STAGE3))
     assert [(c.key, c.action, c.detail) for c in p.changes] == [
         ("property stonith-enabled", "set", "unset (pacemaker default) -> false"),
         ("property no-quorum-policy", "set", "unset (pacemaker default) -> ignore"),
     ]
-    assert not p.empty and p.unchanged == []
+    assert not p.empty and p.unchanged == ["property dc-deadtime"]  # owned, at pacemaker's default
     assert _epoch(p.wanted_xml) == ("8", "0")
     props = _conf(p.wanted_xml).find("crm_config/cluster_property_set[@id='cib-bootstrap-options']")
     assert props is not None
@@ -254,11 +257,11 @@ def test_nothing_to_do_on_configured_cluster(lab: Params, stage: str) -> None:
 def test_managed_missing(lab: Params) -> None:
     assert managed_missing(resources(lab, FAST), STAGE3) == [
         "primitive vip", "primitive httpd", "clone cloned-ping-gateway"]
-    assert managed_missing(properties(lab, FAST), STAGE3) == ["property stonith-enabled", "property no-quorum-policy"]
+    assert managed_missing(properties(lab, FAST_AS_CAPTURED), STAGE3) == ["property stonith-enabled", "property no-quorum-policy"]
     assert managed_missing(resources(lab, SEED), STAGE6) == [
         "primitive vip", "primitive httpd", "clone cloned-ping-gateway"]
     stopped = STAGE6.replace('value="ignore"', 'value="stop"')
-    assert managed_missing(properties(lab, FAST), stopped) == ["property no-quorum-policy"]
+    assert managed_missing(properties(lab, FAST_AS_CAPTURED), stopped) == ["property no-quorum-policy"]
     without = STAGE6.replace('<rsc_location id="preferred-node" rsc="vip" score="100" node="vm-node1"/>', "")
     assert without != STAGE6
     assert managed_missing(constraints(lab), without) == ["location preferred-node"]
@@ -304,10 +307,10 @@ def test_one_changed_resource_leaves_the_others_alone(lab: Params) -> None:
 
 def test_no_quorum_policy_change_sets_value_in_place(lab: Params) -> None:
     params = lab.model_copy(update={"pacemaker": lab.pacemaker.model_copy(update={"no_quorum_policy": "stop"})})
-    bundle = properties(params, FAST)
+    bundle = properties(params, FAST_AS_CAPTURED)
     p = plan(bundle, CibSnapshot.parse(STAGE6))
     assert [(c.key, c.action, c.detail) for c in p.changes] == [("property no-quorum-policy", "set", "ignore -> stop")]
-    assert p.unchanged == ["property stonith-enabled"]
+    assert p.unchanged == ["property stonith-enabled", "property dc-deadtime"]
     assert _epoch(p.wanted_xml) == ("14", "0")
     before = _conf(STAGE6).find("crm_config/cluster_property_set")
     after = _conf(p.wanted_xml).find("crm_config/cluster_property_set")
@@ -318,9 +321,36 @@ def test_no_quorum_policy_change_sets_value_in_place(lab: Params) -> None:
     assert _owned_removed(p.wanted_xml, bundle) == _owned_removed(STAGE6, bundle)
 
 
+def test_a_cluster_built_before_the_profile_had_dc_deadtime_gets_just_that(lab: Params) -> None:
+    """Stage 4 with today's fast profile on the captured cluster: one property set, nothing else touched."""
+    bundle = properties(lab, FAST)
+    p = plan(bundle, CibSnapshot.parse(STAGE6))
+    assert [(c.key, c.action, c.detail) for c in p.changes] == [
+        ("property dc-deadtime", "set", "unset (pacemaker default) -> 5s")]
+    after = _conf(p.wanted_xml).find("crm_config/cluster_property_set[@id='cib-bootstrap-options']")
+    assert after is not None and after[-1].attrib == {
+        "id": "cib-bootstrap-options-dc-deadtime", "name": "dc-deadtime", "value": "5s"}
+    assert _owned_removed(p.wanted_xml, bundle) == _owned_removed(STAGE6, bundle)
+    assert managed_missing(bundle, STAGE6) == ["property dc-deadtime"]
+
+
+def test_a_profile_that_keeps_pacemakers_default_removes_a_dc_deadtime_set_before(lab: Params) -> None:
+    """Switching fast -> seed: the property the fast profile set goes, so seed's cluster is seed's."""
+    fast = plan(properties(lab, FAST), CibSnapshot.parse(STAGE6))
+    bundle = properties(lab, SEED)
+    assert bundle.unset == ("dc-deadtime",) and "property dc-deadtime" in bundle.ids()
+    assert "dc-deadtime" not in bundle.crm()
+    p = plan(bundle, CibSnapshot.parse(fast.wanted_xml))
+    assert [(c.key, c.action, c.detail) for c in p.changes] == [
+        ("property dc-deadtime", "unset", "5s -> unset (pacemaker default)")]
+    assert same_configuration(p.wanted_xml, STAGE6) and _epoch(p.wanted_xml) == ("15", "0")
+    assert managed_missing(bundle, fast.wanted_xml) == ["property dc-deadtime"]
+    assert plan(bundle, CibSnapshot.parse(STAGE6)).empty  # never set: nothing to remove
+
+
 def test_stonith_change(lab: Params) -> None:
     params = lab.model_copy(update={"pacemaker": lab.pacemaker.model_copy(update={"stonith_enabled": True})})
-    p = plan(properties(params, FAST), CibSnapshot.parse(STAGE6))
+    p = plan(properties(params, FAST_AS_CAPTURED), CibSnapshot.parse(STAGE6))
     assert [(c.key, c.detail) for c in p.changes] == [("property stonith-enabled", "false -> true")]
 
 
@@ -442,7 +472,7 @@ def test_conflict_is_a_cib_error() -> None:
 def test_stage4_with_fencing_adds_one_device_per_node_and_turns_stonith_on() -> None:
     fenced = load_params(ROOT / "params" / "lab.yaml")
     assert fenced.pacemaker.stonith_enabled and fenced.pacemaker.fencing is not None
-    bundle = properties(fenced, FAST)
+    bundle = properties(fenced, FAST_AS_CAPTURED)
     p = plan(bundle, CibSnapshot.parse(STAGE6))
     assert [(c.key, c.action) for c in p.changes] == [
         ("primitive fence-vm-node1", "add"),

@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from hakit import cib, fencing
+from hakit.failover.profile import use_profile
 from hakit.lab import bmc
 from hakit.ops import CLUSTER, Barrier, Command, Systemctl, WriteFile, WriteSecret
 from hakit.params import Params
 from hakit.profiles import FAST
 from hakit.render.cib import properties as render_properties
 from hakit.runner import FakeRunner, Result
-from hakit.stages import cibstage, driver
+from hakit.stages import cibstage, corosync, driver
 from hakit.stages.constraints import ConstraintsStage
 from hakit.stages.properties import PropertiesStage
 from hakit.stages.resources import INDEX, STATUS_CONF, ResourcesStage, index_page, status_conf
@@ -367,3 +368,25 @@ def test_stage6_concurrent_edit_is_refused_and_nothing_sent(lab: Params, tmp_pat
     assert isinstance(err.value.cause, cib.ConcurrentEdit) and err.value.changed == []
     assert "changed between plan and apply" in str(err.value) and "nothing was changed" in str(err.value)
     assert c.patches == 0
+
+
+# ---------------------------------------------------------------- switching profiles
+
+
+def test_switching_profiles_also_patches_the_profiles_dc_deadtime(article: Params, tmp_path: Path) -> None:
+    """`use_profile` (the failover bench and suite) goes through stages 3, 4 and 5: on the captured cluster,
+    built before the fast profile set dc-deadtime and already on fast timing, only stage 4's property changes."""
+    c = Cluster(article, STAGE6, crm_mon=MON_RUNNING)
+    for h in c.hosts.values():
+        h.files[corosync.CONF] = corosync.desired_conf(article, FAST).encode()
+        h.answer(r"^for u in corosync pacemaker;", "corosync active enabled\npacemaker active enabled\n")
+        h.answer(r"^test -s /etc/corosync/authkey", "key\n")
+        h.answer(r"^corosync-cmapctl runtime\.config\.totem\.$",
+                 "runtime.config.totem.consensus (u32) = 1200\nruntime.config.totem.token (u32) = 1000\n")
+        h.answer(r"^if test -d /var/lib/pacemaker/cib;", "dir\ncib.xml\ncib.xml.sig\n")
+    done = use_profile(c.hosts, article, "fast", tmp_path)
+    assert len(done) == 1 and done[0].startswith("CIB: fast properties (cluster: changed (patched CIB 0.13.40 -> 0.14.0; "
+                                                 "set property dc-deadtime"), done
+    assert c.patches == 1 and cib.managed_missing(render_properties(article, FAST), c.cib) == []
+    assert '<nvpair id="cib-bootstrap-options-dc-deadtime" name="dc-deadtime" value="5s"' in c.cib
+    assert use_profile(c.hosts, article, "fast", tmp_path) == [] and c.patches == 1  # already so: nothing sent

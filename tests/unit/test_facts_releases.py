@@ -9,6 +9,7 @@ The same assertions hold on both; where the releases differ, the test says how.
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 RELEASES = ("bookworm", "trixie")
 # Subnet of each release's captures (params/lab.yaml, params/lab-trixie.yaml).
 NET = {"bookworm": "10.77.", "trixie": "10.84."}
+# The CIB captures of both releases predate the fast profile's dc-deadtime (but cib-after-stage3-seeded.xml).
+FAST_AS_CAPTURED = FAST.model_copy(update={"dc_deadtime": None})
 
 
 Captured = Callable[[str, str], str]
@@ -157,21 +160,45 @@ def test_trixie_cib_schema_and_writer(captured: Captured) -> None:
 
 
 def test_trixie_configured_cluster_plans_no_change(trixie: Params, captured: Captured) -> None:
-    """Idempotence on the real 3.0 CIB: stages 4-6 find everything as wanted, fence devices included."""
+    """Idempotence on the real 3.0 CIB: stages 4-6 find everything as wanted, fence devices included;
+    today's fast profile adds its dc-deadtime and changes nothing else."""
     s6 = CibSnapshot.parse(captured("trixie", "cib-after-stage6.xml"))
-    for bundle in (properties(trixie, FAST), resources(trixie, FAST), constraints(trixie)):
+    for bundle in (properties(trixie, FAST_AS_CAPTURED), resources(trixie, FAST), constraints(trixie)):
         p = plan(bundle, s6)
         assert p.empty, (bundle.stage, p.changes)
+    assert [(c.key, c.action) for c in plan(properties(trixie, FAST), s6).changes] == [("property dc-deadtime", "set")]
 
 
 def test_trixie_stages_4_to_6_rebuild_the_captured_configuration(trixie: Params, captured: Captured) -> None:
     """From the fresh 3.0 cluster, the three plans in turn give exactly the configuration pacemaker 3.0 kept."""
     xml = captured("trixie", "cib-after-stage3.xml")
-    for bundle in (properties(trixie, FAST), resources(trixie, FAST), constraints(trixie)):
+    for bundle in (properties(trixie, FAST_AS_CAPTURED), resources(trixie, FAST), constraints(trixie)):
         p = plan(bundle, CibSnapshot.parse(xml))
         assert not p.empty
         xml = p.wanted_xml
     assert same_configuration(xml, captured("trixie", "cib-after-stage6.xml"))
+
+
+def test_trixie_seeded_cib_is_what_stage4_wants_for_dc_deadtime(lab: Params, captured: Captured) -> None:
+    """Stage 3 seeded both nodes' CIBs with dc-deadtime=5s; on the cluster pacemaker 3.0 formed from them,
+    stage 4 keeps the property as it is (same id, value) and adds only the rest."""
+    s3 = CibSnapshot.parse(captured("trixie", "cib-after-stage3-seeded.xml"))
+    p = plan(properties(lab, FAST), s3)
+    assert "property dc-deadtime" in p.unchanged
+    assert [(c.key, c.action) for c in p.changes if c.key.startswith("property")] == [
+        ("property stonith-enabled", "set"), ("property no-quorum-policy", "set"), ("property stonith-action", "set")]
+    nvpairs = ET.fromstring(p.wanted_xml).iterfind("configuration/crm_config/cluster_property_set/nvpair")
+    assert [nv.get("id") for nv in nvpairs if nv.get("name") == "dc-deadtime"] == ["cib-bootstrap-options-dc-deadtime"]
+    assert s3.version.config == (0, 7) and s3.written_by.startswith("hacluster on vm-node2")
+
+
+def test_cib_directory_before_and_after_pacemakers_first_start(load_fixture: Callable[[str], str]) -> None:
+    from hakit.stages.corosync import parse_cib_dir
+
+    after = parse_cib_dir(load_fixture("captured/trixie/cib-dir-after-stage3.txt"))
+    assert after is not None and "cib.xml" in after and "cib.xml.sig" in after and "cib-0.raw" in after
+    assert parse_cib_dir("dir\n") == ()  # what trixie and bookworm ready nodes print before stage 03
+    assert parse_cib_dir("nodir\n") is None
 
 
 # ---------------------------------------------------------------- crmsh

@@ -120,3 +120,29 @@ def test_ping_that_cannot_fit_its_operation_timeout_is_rejected() -> None:
     with pytest.raises(ValidationError) as err:
         make(resources={**FAST.resources.model_dump(), "ping_attempts": 10, "ping_timeout": 6})
     assert "ping_attempts 10 x ping_timeout 6 s = 60 s" in str(err.value)
+
+
+def test_dc_deadtime_fast_shortens_it_and_seed_keeps_pacemakers_default() -> None:
+    assert (FAST.dc_deadtime, FAST.dc_deadtime_value) == (5, "5s")
+    assert (SEED.dc_deadtime, SEED.dc_deadtime_value) == (None, None)
+    assert FAST.dc_deadtime * 1000 > FAST.failure_detection_ms(2)
+    assert make(dc_deadtime=3).dc_deadtime_value == "3s"  # 3 s > token 1 s + consensus 1.2 s
+
+
+@pytest.mark.parametrize(("value", "needle"), [
+    (2, "dc_deadtime 2 s is not above token + consensus (2200 ms with 2 nodes)"),
+    (0, "dc_deadtime"), (3601, "dc_deadtime"), ("5s", "dc_deadtime")])
+def test_a_dc_deadtime_too_short_for_the_membership_is_rejected(value: object, needle: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        make(dc_deadtime=value)
+    assert needle in str(err.value)
+    if value == 2:
+        assert "use at least 3 s, or null for pacemaker's default (20 s)" in str(err.value)
+
+
+def test_dc_deadtime_is_checked_for_the_cluster_size_too() -> None:
+    p = make(token_coefficient=650, consensus=3000, dc_deadtime=5)
+    p.check_cluster_size(3)  # 1650 + 3000 ms
+    with pytest.raises(ProfileError) as err:
+        p.check_cluster_size(4)  # 2300 + 3000 ms
+    assert "profile 'custom': dc_deadtime 5 s is not above token + consensus (5300 ms with 4 nodes)" in str(err.value)

@@ -20,6 +20,7 @@ from hakit.render.cib import (
     LocationPrefers,
     LocationRule,
     Primitive,
+    Property,
     RscDefault,
     constraints,
     properties,
@@ -77,7 +78,9 @@ def test_stage_names_and_keys(lab: Params) -> None:
         "primitive fence-vm-node1", "location fence-vm-node1-not-on-vm-node1",
         "primitive fence-vm-node2", "location fence-vm-node2-not-on-vm-node2",
         "property stonith-enabled", "property no-quorum-policy", "property stonith-action",
+        "property dc-deadtime",
     ]
+    assert _bundles(lab, SEED)[0].ids()[-1] == "property dc-deadtime"  # owned at pacemaker's default
     assert rscs.ids() == ["primitive vip", "primitive httpd", "clone cloned-ping-gateway"]
     assert cons.ids() == ["colocation httpd-with-vip", "location preferred-node", "location vip-needs-gateway"]
     assert {i.section for i in props.items} == {"resources", "constraints", "crm_config"}
@@ -186,7 +189,17 @@ def test_monitor_intervals_follow_profile(lab: Params, profile: Profile) -> None
 
 def test_seed_and_fast_differ_only_in_timings(lab: Params) -> None:
     assert resources(lab, SEED).crm() != resources(lab, FAST).crm()
-    assert properties(lab, SEED) == properties(lab, FAST)  # neither sets stickiness
+    seed, fast = properties(lab, SEED), properties(lab, FAST)  # neither sets stickiness
+    assert fast.items[:-1] == seed.items and fast.items[-1] == Property("dc-deadtime", "5s")
+    assert (seed.unset, fast.unset) == (("dc-deadtime",), ())
+
+
+def test_dc_deadtime_as_the_cib_holds_it(lab: Params) -> None:
+    """The value crm_attribute --update stores, in the set and with the id crm_attribute gives it."""
+    assert (FAST.dc_deadtime, FAST.dc_deadtime_value, SEED.dc_deadtime_value) == (5, "5s", None)
+    assert "property dc-deadtime=5s\n" in properties(lab, FAST).crm()
+    assert _xml(properties(lab, FAST))["dc-deadtime"].attrib == {
+        "id": "cib-bootstrap-options-dc-deadtime", "name": "dc-deadtime", "value": "5s"}
 
 
 def test_profile_defaults_to_params_profile(lab: Params) -> None:
@@ -215,7 +228,7 @@ def test_stonith_enabled(lab: Params, enabled: bool, value: str) -> None:
 @pytest.mark.parametrize("policy", ["ignore", "stop", "freeze", "demote"])
 def test_no_quorum_policy(article: Params, policy: str) -> None:
     params = article.model_copy(update={"pacemaker": article.pacemaker.model_copy(update={"no_quorum_policy": policy})})
-    bundle = properties(params, FAST)
+    bundle = properties(params, SEED)
     assert bundle.crm() == f"property stonith-enabled=false\nproperty no-quorum-policy={policy}\n"
     assert _xml(bundle)["no-quorum-policy"].get("id") == "cib-bootstrap-options-no-quorum-policy"
 
@@ -239,7 +252,7 @@ def test_stickiness_only_when_profile_sets_it(lab: Params) -> None:
 
 def test_item_types(lab: Params) -> None:
     props, rscs, cons = _bundles(lab, FAST)
-    assert [type(i).__name__ for i in props.items] == ["Primitive", "LocationPrefers"] * 2 + ["Property"] * 3
+    assert [type(i).__name__ for i in props.items] == ["Primitive", "LocationPrefers"] * 2 + ["Property"] * 4
     assert [type(i) for i in rscs.items] == [Primitive, Primitive, Clone]
     assert [type(i).__name__ for i in cons.items] == ["Colocation", "LocationPrefers", "LocationRule"]
     rule = cons.items[2]
@@ -262,7 +275,7 @@ def test_fence_device_crm_and_xml(lab: Params) -> None:
 
 
 def test_article_properties_have_no_devices(article: Params) -> None:
-    assert properties(article, FAST).crm() == "property stonith-enabled=false\nproperty no-quorum-policy=ignore\n"
+    assert properties(article, SEED).crm() == "property stonith-enabled=false\nproperty no-quorum-policy=ignore\n"
 
 
 def _policy(params: Params, **kw: object) -> Params:

@@ -4,6 +4,7 @@ sends exactly the planned operations, in order, and a dry run sends nothing."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +16,18 @@ from hakit.stages.base import Plan
 CONF = corosync.CONF
 
 
-def node(name: str, conf: bytes | None, active: bool, enabled: bool = True, key: bool = True) -> FakeRunner:
-    """A fake node: the given corosync.conf, both units in one state, authkey present or not."""
+# pacemaker's CIB directory (the `CIB_FILES` fact) on a lab node before pacemaker's first start, and after.
+NEVER_RAN = "dir\n"
+HAS_RUN = (Path(__file__).parent / "fixtures/captured/trixie/cib-dir-after-stage3.txt").read_text().partition("# ---\n")[2]
+SEED_EMPTY = ('test -z "$(ls -A /var/lib/pacemaker/cib)" && (umask 077 && set -C && cibadmin --empty > '
+              '/var/lib/pacemaker/cib/cib.xml) && chown hacluster:haclient /var/lib/pacemaker/cib/cib.xml')
+SEED_DEADTIME = "env CIB_file=/var/lib/pacemaker/cib/cib.xml crm_attribute --type crm_config --name dc-deadtime --update 5s"
+
+
+def node(name: str, conf: bytes | None, active: bool, enabled: bool = True, key: bool = True,
+         cib: str | None = None) -> FakeRunner:
+    """A fake node: the given corosync.conf, both units in one state, authkey present or not, and
+    pacemaker's CIB directory (by default: never ran where inactive, has run where active)."""
     f = FakeRunner(name)
     if conf is not None:
         f.files[CONF] = conf
@@ -24,6 +35,7 @@ def node(name: str, conf: bytes | None, active: bool, enabled: bool = True, key:
     en = "enabled" if enabled else "disabled"
     f.answer(r"systemctl is-active", f"corosync {state} {en}\npacemaker {state} {en}\n")
     f.answer(r"test -s /etc/corosync/authkey", "key\n" if key else "nokey\n")
+    f.answer(r"^if test -d /var/lib/pacemaker/cib;", cib if cib is not None else (HAS_RUN if active else NEVER_RAN))
     return f
 
 
@@ -46,6 +58,11 @@ def test_fresh_nodes_stage_check_install_then_start_corosync_before_pacemaker(la
         "--- barrier: `corosync -t` accepted the new file on every node that gets it ---",
         f"vm-node1  {{ [ ! -f {CONF} ] || cp -p {CONF} {CONF}.hakit-prev; }} && mv -f {CONF}.hakit-new {CONF}",
         f"vm-node2  {{ [ ! -f {CONF} ] || cp -p {CONF} {CONF}.hakit-prev; }} && mv -f {CONF}.hakit-new {CONF}",
+        f"vm-node1  {SEED_EMPTY}",
+        f"vm-node1  {SEED_DEADTIME}",
+        f"vm-node2  {SEED_EMPTY}",
+        f"vm-node2  {SEED_DEADTIME}",
+        "--- barrier: the CIB is seeded on every node where pacemaker never ran ---",
         "vm-node1  systemctl start corosync",
         "vm-node2  systemctl start corosync",
         "--- barrier: corosync started on every node that starts ---",
@@ -55,6 +72,71 @@ def test_fresh_nodes_stage_check_install_then_start_corosync_before_pacemaker(la
         "vm-node2  systemctl enable corosync pacemaker",
     ]
     assert not p.no_change and not p.blocked
+    assert any(n.startswith("cold start: pacemaker never ran on vm-node1, vm-node2; each gets a CIB holding only "
+                            "dc-deadtime=5s") for n in p.notes), p.notes
+
+
+def test_the_seed_profile_keeps_pacemakers_default_and_seeds_nothing(lab: Params) -> None:
+    fakes = {n.name: node(n.name, None, active=False, enabled=False) for n in lab.nodes}
+    p = gather_plan(corosync.CorosyncStage(lab, profile="seed"), fakes)
+    assert not any("cibadmin" in line or "crm_attribute" in line for line in p.program())
+    assert any("keeps pacemaker's default dc-deadtime (20 s)" in n for n in p.notes), p.notes
+
+
+def test_only_a_node_where_pacemaker_never_ran_is_seeded(lab: Params) -> None:
+    """vm-node1 ran pacemaker before (its CIB directory holds a CIB): its CIB is never touched."""
+    fakes = {"vm-node1": node("vm-node1", None, active=False, enabled=False, cib=HAS_RUN),
+             "vm-node2": node("vm-node2", None, active=False, enabled=False)}
+    facts = corosync.CorosyncStage(lab).gather(fakes)
+    assert facts.nodes["vm-node1"].cib_dir is not None and "cib.xml" in facts.nodes["vm-node1"].cib_dir
+    assert facts.nodes["vm-node2"].pacemaker_never_ran and not facts.nodes["vm-node1"].pacemaker_never_ran
+    prog = corosync.CorosyncStage(lab).plan(facts).program()
+    assert [line for line in prog if "cib" in line.lower() and "barrier" not in line] == [
+        f"vm-node2  {SEED_EMPTY}", f"vm-node2  {SEED_DEADTIME}"]
+    assert list(facts.to_frame()["pacemaker CIB"]) == ["cib.xml", "none yet (pacemaker never ran)"]
+
+
+@pytest.mark.parametrize("cib_dir", ["nodir\n", "dir\ncib-3.raw\ncib.last\n"])
+def test_no_directory_or_a_backup_without_cib_xml_is_not_a_fresh_node(lab: Params, cib_dir: str) -> None:
+    fakes = {n.name: node(n.name, None, active=False, enabled=False, cib=cib_dir) for n in lab.nodes}
+    p = gather_plan(corosync.CorosyncStage(lab), fakes)
+    assert not any("cibadmin" in line for line in p.program())
+
+
+def test_a_node_joining_a_running_cluster_is_not_seeded(lab: Params) -> None:
+    """Pacemaker runs on vm-node1 (vm-node2 has the file, was re-created): the DC takes vm-node2 in and
+    hands it the cluster's CIB."""
+    fakes = {"vm-node1": node("vm-node1", want(lab), active=True),
+             "vm-node2": node("vm-node2", want(lab), active=False, enabled=False)}
+    p = gather_plan(corosync.CorosyncStage(lab), fakes)
+    assert not any("cibadmin" in line for line in p.program()), p.program()
+    assert "vm-node2  systemctl start pacemaker" in p.program()
+    assert any("it runs on another node" in n for n in p.notes), p.notes
+
+
+def test_a_dry_run_on_fresh_nodes_shows_the_seed_and_sends_only_reads(lab: Params) -> None:
+    fakes = {n.name: node(n.name, None, active=False, enabled=False) for n in lab.nodes}
+    run = driver.StageRun(corosync.CorosyncStage(lab), fakes, dry_run=True)
+    run.gather()
+    plan = run.make_plan()
+    assert f"vm-node2  {SEED_DEADTIME}" in plan.program()
+    run.apply()
+    for f in fakes.values():
+        assert f.writes == []
+        assert all(c.startswith(("for u in", "test -s", "if test -d /var/lib/pacemaker/cib;")) for c in f.commands), \
+            f.commands
+
+
+def test_a_seed_refused_on_one_node_starts_nothing_anywhere(lab: Params) -> None:
+    """The CIB directory filled between plan and apply (the seed's own check refuses): no node starts."""
+    fakes = {n.name: node(n.name, None, active=False, enabled=False) for n in lab.nodes}
+    fakes["vm-node2"].fail_on.append(r"^test -z .*cibadmin --empty")
+    p = gather_plan(corosync.CorosyncStage(lab), fakes)
+    with pytest.raises(driver.StageFailed) as e:
+        driver.apply(p, fakes, dry_run=False, parallel=False)
+    assert e.value.node == "vm-node2" and "plan again" in str(e.value)
+    assert f"vm-node1: {SEED_DEADTIME}" in e.value.changed
+    assert not any(c.startswith("systemctl start") for f in fakes.values() for c in f.commands)
 
 
 def test_converged_nodes_plan_nothing_and_a_real_apply_sends_nothing(lab: Params) -> None:
@@ -213,6 +295,8 @@ def test_apply_sends_exactly_the_planned_operations_in_order(lab: Params, parall
             f"write {CONF}.hakit-new",
             f"corosync -t -c {CONF}.hakit-new",
             f"{{ [ ! -f {CONF} ] || cp -p {CONF} {CONF}.hakit-prev; }} && mv -f {CONF}.hakit-new {CONF}",
+            SEED_EMPTY,
+            SEED_DEADTIME,
             "systemctl start corosync",
             "systemctl start pacemaker",
             "systemctl enable corosync pacemaker",
@@ -230,7 +314,8 @@ def test_a_dry_run_sends_only_reads(lab: Params) -> None:
     assert res.dry_run and all(o.outcome == "not applied" for o in res.outcomes)
     for f in fakes.values():
         assert f.writes == []
-        assert all(c.startswith(("for u in", "test -s", "corosync-cmapctl runtime.")) for c in f.commands), f.commands
+        assert all(c.startswith(("for u in", "test -s", "corosync-cmapctl runtime.", "if test -d /var/lib/pacemaker/cib;"))
+                   for c in f.commands), f.commands
 
 
 def test_a_rejected_config_stops_before_any_live_file_changes_and_removes_the_staged_ones(lab: Params) -> None:

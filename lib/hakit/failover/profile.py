@@ -1,7 +1,8 @@
 """Switch the cluster's timing profile for a failover suite, through the runbooks' own stages.
 
 A profile sets corosync's totem timeouts (stage 3: corosync.conf, reloaded at
-runtime on every node) and pacemaker's monitor intervals (stage 5: the CIB).
+runtime on every node), pacemaker's dc-deadtime (stage 4) and its monitor
+intervals (stage 5), the last two in the CIB.
 Nothing changes when the cluster already runs the profile. It holds the cluster
 lock while it changes anything, like every stage.
 """
@@ -15,6 +16,7 @@ from ..params import Params
 from ..profiles import get_profile
 from ..runner import Runner
 from ..stages import corosync, driver
+from ..stages.properties import PropertiesStage
 from ..stages.resources import ResourcesStage
 
 
@@ -33,10 +35,12 @@ def use_profile(hosts: MutableMapping[str, Runner], params: Params, profile_name
             corosync.verify(hosts, params, wait_s=90).raise_if_failed()
             how = next((n.split(" (")[0] for n in p3.notes if n.startswith("class:")), "changed")
             done.append(f"corosync.conf: {profile_name} timings ({how})")
-        s5 = ResourcesStage(params, profile_name)
-        p5 = s5.plan_cib(s5.gather_cib(hosts))  # only the CIB part: Apache is already the cluster's
-        if not p5.empty:
-            s5.before_apply(hosts, p5)
-            res = driver.apply(p5, hosts, dry_run=False, record_dir=save_dir)
-            done.append(f"CIB: {profile_name} monitor intervals ({res.summary()})")
+        # Only the CIB part of stages 4 and 5: the credentials are in place, Apache is already the cluster's.
+        for stage, what in ((PropertiesStage(params, profile_name), "properties"),
+                            (ResourcesStage(params, profile_name), "monitor intervals")):
+            p = stage.plan_cib(stage.gather_cib(hosts))
+            if not p.empty:
+                stage.before_apply(hosts, p)
+                res = driver.apply(p, hosts, dry_run=False, record_dir=save_dir)
+                done.append(f"CIB: {profile_name} {what} ({res.summary()})")
     return done

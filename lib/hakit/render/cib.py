@@ -255,12 +255,15 @@ class Bundle:
 
     stage: str
     items: tuple[Item, ...] = field(default_factory=tuple)
+    # crm_config properties the stage owns at pacemaker's default: removed where set (another
+    # profile set them), so switching profiles leaves nothing behind. Not part of the crm text.
+    unset: tuple[str, ...] = ()
 
     def crm(self) -> str:
         return "\n".join(i.crm() for i in self.items) + "\n"
 
     def ids(self) -> list[str]:
-        return [i.key for i in self.items]
+        return [i.key for i in self.items] + [f"property {n}" for n in self.unset]
 
 
 def _crm_value(v: str) -> str:
@@ -284,9 +287,12 @@ def fence_devices(params: Params) -> list[Item]:
     return items
 
 
+DC_DEADTIME = "dc-deadtime"
+
+
 def properties(params: Params, profile: Profile | None = None) -> Bundle:
     """Stage 4: stonith and quorum policy, the fence devices when the params have them, plus
-    resource defaults the profile asks for."""
+    the profile's dc-deadtime (or pacemaker's default) and the resource defaults it asks for."""
     p = _profile(params, profile)
     items: list[Item] = [*fence_devices(params),
         Property("stonith-enabled", "true" if params.pacemaker.stonith_enabled else "false"),
@@ -294,9 +300,11 @@ def properties(params: Params, profile: Profile | None = None) -> Bundle:
     ]
     if params.pacemaker.fencing is not None:
         items.append(Property("stonith-action", params.pacemaker.fencing.action))
+    if p.dc_deadtime_value is not None:
+        items.append(Property(DC_DEADTIME, p.dc_deadtime_value))
     if p.resources.resource_stickiness is not None:
         items.append(RscDefault("resource-stickiness", str(p.resources.resource_stickiness)))
-    return Bundle("04 pacemaker properties", tuple(items))
+    return Bundle("04 pacemaker properties", tuple(items), unset=() if p.dc_deadtime_value else (DC_DEADTIME,))
 
 
 def resources(params: Params, profile: Profile | None = None) -> Bundle:

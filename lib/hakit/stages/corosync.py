@@ -1,6 +1,10 @@
 """Stage 3: corosync rings. Render corosync.conf, validate it on every node, push it only
 where it differs, (re)start corosync then pacemaker in a safe order, enable both at boot,
 and verify both knet links, quorum and pacemaker membership.
+
+On a cold start (pacemaker never ran on a node and runs on none), each such node's CIB is
+seeded with the profile's dc-deadtime before pacemaker's first start: stage 4 owns that
+property, but without it the first DC election waits pacemaker's default 20 s.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from ..facts.pacemaker import CRM_MON
 from ..facts.systemd import state_of, unit_states
 from ..ops import CLUSTER, ApplyContext, Barrier, Command, Op, OperationError, Systemctl, WriteFile
 from ..params import Params
-from ..paths import AUTHKEY, COROSYNC_CONF
+from ..paths import AUTHKEY, CIB_DIR, CIB_XML, COROSYNC_CONF
 from ..profiles import Profile, get_profile
+from ..render.cib import DC_DEADTIME
 from ..render.corosync import render_corosync_conf
 from ..runner import Runner
 from .base import Check, Plan, Verification
@@ -44,6 +49,12 @@ class NodeFacts:
     pacemaker_active: bool
     pacemaker_enabled: bool
     runtime: Mapping[str, str] = field(default_factory=dict)  # totem timing corosync runs with now (if active)
+    cib_dir: tuple[str, ...] | None = None  # what pacemaker's CIB directory holds (None: no directory)
+
+    @property
+    def pacemaker_never_ran(self) -> bool:
+        """Pacemaker's CIB directory exists and is empty: no CIB, no backup of one."""
+        return self.cib_dir == ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class CorosyncFacts:
                     "authkey": "present" if f.has_authkey else "MISSING",
                     "corosync": f"{'active' if f.corosync_active else 'inactive'}, {'enabled' if f.corosync_enabled else 'disabled'}",
                     "pacemaker": f"{'active' if f.pacemaker_active else 'inactive'}, {'enabled' if f.pacemaker_enabled else 'disabled'}",
+                    "pacemaker CIB": _cib_dir_text(f.cib_dir),
                 }
                 for f in self.nodes.values()
             ]
@@ -66,6 +78,14 @@ class CorosyncFacts:
 
     def _repr_html_(self) -> str:
         return "<h4>Current state</h4>" + self.to_frame().to_html(index=False)
+
+
+def _cib_dir_text(entries: tuple[str, ...] | None) -> str:
+    if entries is None:
+        return f"no {CIB_DIR}"
+    if not entries:
+        return "none yet (pacemaker never ran)"
+    return "cib.xml" if "cib.xml" in entries else f"no cib.xml ({len(entries)} other file(s))"
 
 
 def _sha(text: str) -> str:
@@ -164,6 +184,42 @@ def parse_runtime(out: str) -> dict[str, str]:
 RUNTIME = Fact("corosync runtime timing", "corosync-cmapctl runtime.config.totem.", parse_runtime)
 
 
+def parse_cib_dir(out: str) -> tuple[str, ...] | None:
+    """Pure: the `CIB_FILES` output -> the directory's entries, () when empty, None without the directory."""
+    lines = out.splitlines()
+    if lines[:1] == ["nodir"]:
+        return None
+    if lines[:1] != ["dir"]:
+        raise FactParseError(CIB_DIR, "expected 'dir' or 'nodir' first", line=out[:160])
+    return tuple(sorted(ln for ln in lines[1:] if ln))
+
+
+CIB_FILES = Fact("pacemaker's CIB directory", f"if test -d {CIB_DIR}; then echo dir; ls -A {CIB_DIR}; else echo nodir; fi",
+                 parse_cib_dir)
+
+
+def seed_ops(node: str, properties: Mapping[str, str]) -> list[Op]:
+    """A CIB holding only ``properties`` (crm_config), made where pacemaker never ran, before its first start.
+
+    ``cibadmin --empty`` writes the empty CIB of the node's own pacemaker (its schema version);
+    ``set -C`` refuses to write over a file, so an existing CIB is never touched. Each value goes
+    in with ``CIB_file`` naming the live path, which writes cib.xml.sig beside it as pacemaker does.
+    """
+    ops: list[Op] = [Command(
+        node=node, argv=(f'test -z "$(ls -A {CIB_DIR})" && (umask 077 && set -C && cibadmin --empty > {CIB_XML}) '
+                         f"&& chown hacluster:haclient {CIB_XML}"),
+        label=f"seed {CIB_XML}: an empty CIB",
+        hint=f"{CIB_DIR} was not empty (pacemaker ran here since the plan?) or cibadmin failed; plan again",
+        reason="pacemaker never ran here: its first CIB is made now, by its own cibadmin")]
+    for name, value in properties.items():
+        ops.append(Command(
+            node=node, argv=("env", f"CIB_file={CIB_XML}", "crm_attribute", "--type", "crm_config", "--name", name,
+                             "--update", value),
+            label=f"seed {CIB_XML}: {name}={value}",
+            reason=f"stage 4 owns {name}; set before the first start, it governs the first DC election too"))
+    return ops
+
+
 def stale_runtime(f: NodeFacts, conf_text: str) -> list[ConfChange]:
     """Pure: the timing options ``conf_text`` sets that corosync on this node does not run with now
     (a reload that failed or never ran): old = the runtime value, new = the file's."""
@@ -186,11 +242,13 @@ def _gather_node(h: Runner) -> NodeFacts:
         pacemaker_active=pm.is_active,
         pacemaker_enabled=pm.is_enabled,
         runtime=read(h, RUNTIME) if co.is_active else {},
+        cib_dir=read(h, CIB_FILES),
     )
 
 
 def gather(hosts: Mapping[str, Runner], params: Params) -> CorosyncFacts:
-    """Read-only: current corosync.conf, authkey presence, and service states on every node (in parallel)."""
+    """Read-only: current corosync.conf, authkey presence, service states and whether pacemaker ever ran,
+    on every node (in parallel)."""
     return CorosyncFacts(per_node(hosts, [n.name for n in params.nodes], _gather_node))
 
 
@@ -203,7 +261,8 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, 
     check of the runtime values (no outage); anything else needs every node restarted together
     (nodes with different ring or crypto settings cannot talk), which is refused unless
     ``allow_restart``. Then corosync starts everywhere before pacemaker anywhere, and both are
-    enabled at boot.
+    enabled at boot. On a cold start (pacemaker runs on no node), each node where it never ran
+    first gets a CIB seeded with the profile's dc-deadtime (`seed_ops`).
     """
     profile = get_profile(profile_name or params.cluster.profile)
     want = desired_conf(params, profile)
@@ -286,6 +345,7 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, 
     else:
         start = [f for f in nodes if not (f.corosync_active and f.pacemaker_active)]
     installed = {f.node: f.conf_text is not None for f in writes}  # node -> a previous file was kept
+    _plan_seeds(p, profile, nodes, start)
     for f in start:
         p.ops.append(Systemctl(node=f.node, verb="start", units=("corosync",), timeout=120,
                                hint=start_hint("corosync", f.node, installed.get(f.node)),
@@ -312,6 +372,28 @@ def start_hint(unit: str, node: str, kept_prev: bool | None) -> str:
         f" (the previous one kept as {PREV})" if kept_prev else " (there was none before)")
     return (f"{unit} did not start on {node}{conf}: `journalctl -u {unit}` on {node} says why. Fix that and run "
             "this stage again: it starts what is not running")
+
+
+def _plan_seeds(p: Plan, profile: Profile, nodes: list[NodeFacts], start: list[NodeFacts]) -> None:
+    """Append the CIB seeds for a cold start (and their barrier) to ``p``, or a note saying why none."""
+    fresh = [f.node for f in start if f.pacemaker_never_ran]
+    if not fresh:
+        return
+    value = profile.dc_deadtime_value
+    if value is None:
+        p.notes.append(f"pacemaker never ran on {', '.join(fresh)}: profile {profile.name!r} keeps pacemaker's default "
+                       "dc-deadtime (20 s), so the first DC election comes about 20 s after pacemaker starts")
+        return
+    if any(f.pacemaker_active for f in nodes):
+        p.notes.append(f"pacemaker never ran on {', '.join(fresh)}, but it runs on another node: a node that joins "
+                       "gets the cluster's CIB from its DC, so nothing is seeded")
+        return
+    p.notes.append(f"cold start: pacemaker never ran on {', '.join(fresh)}; each gets a CIB holding only "
+                   f"dc-deadtime={value} before its first start (stage 4 keeps it), so the first DC election "
+                   "comes after that, not after pacemaker's default 20 s")
+    for node in fresh:
+        p.ops += seed_ops(node, {DC_DEADTIME: value})
+    p.ops.append(Barrier(text="the CIB is seeded on every node where pacemaker never ran"))
 
 
 class CorosyncStage:
