@@ -229,7 +229,7 @@ def test_a_unit_that_will_not_start_says_which_file_is_installed_and_what_to_do(
     assert (err.node, err.command, err.exit_code) == ("vm-node2", "systemctl start corosync", 1)
     assert (f"corosync did not start on vm-node2 with the new {CONF} installed (the previous one kept as "
             f"{CONF}.hakit-prev): `journalctl -u corosync` on vm-node2 says why") in str(err)
-    assert err.changed[-1] == "vm-node1: systemctl start corosync" and not any("pacemaker" in c for c in err.changed)
+    assert err.changed[-1] == "vm-node1: systemctl start corosync" and not any("start pacemaker" in c for c in err.changed)
     # A node this run installed nothing on: no word about the file.
     assert corosync.start_hint("corosync", "vm-node2", None).startswith("corosync did not start on vm-node2: ")
 
