@@ -331,15 +331,18 @@ def parse_scores(text: str) -> dict[tuple[str, str], str]:
 
 
 def live_scores(c: Course, node: str) -> dict[tuple[str, str], str]:
-    """The allocation scores of the live CIB, computed on a copy: `crm_simulate -sL` (what a trainee types)
-    writes a temporary shadow file into pacemaker's CIB directory, and a checker writes nothing there."""
+    """The allocation scores of the live CIB, computed on a copy. `crm_simulate -sL` (what a trainee types)
+    keeps its working copy as a shadow file in pacemaker's CIB directory, and so does ``--xml-file``
+    without ``--save-output`` (seen on the lab: the directory's mtime moves); a checker writes nothing there."""
     from . import cib
 
     h = c.host(node)
     xml = h.run("cibadmin --query", check=True, timeout=60).stdout
     with cib.Workdir(h) as wd:
         path = wd.put("live.xml", xml)
-        return parse_scores(h.run(f"crm_simulate --show-scores --xml-file {shlex.quote(path)}", timeout=60).stdout)
+        out = shlex.quote(f"{wd.path}/scored.xml")
+        return parse_scores(h.run(f"crm_simulate --show-scores --xml-file {shlex.quote(path)} --save-output {out}",
+                                  timeout=60).stdout)
 
 
 def _check_scores(c: Course, a: Mapping[str, Any]) -> list[str]:
