@@ -572,3 +572,19 @@ def seeded_first_start(lab: Lab, run_folder: Path) -> tuple[list[str], str]:
     figures = (f"FIGURES cold start, profile {want} (dc-deadtime {value}): stage 03 {stage3:.1f} s; each controller "
                "in S_PENDING: " + ", ".join(f"{n} {s.pending_s} s" for n, s in starts.items()))
     return problems, figures
+
+
+def wait_until(what: str, check, timeout: float = 90.0, every: float = 0.5):
+    """Poll ``check`` until it returns something true (returned); an exception counts as not yet (a node may
+    be booting). Past ``timeout`` fail with ``what`` and the last answer."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as e:  # noqa: BLE001 - keep trying until the deadline
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not reached in {timeout:.0f} s (last: {last!r})")

@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+import evidence
+
 from hakit import notebook
 from hakit.facts.corosync import parse_quorumtool_status
 from hakit.facts.pacemaker import ClusterStatus, parse_crm_mon, parse_fence_history
@@ -37,17 +39,7 @@ def _status(lab: Lab) -> ClusterStatus | None:
 
 
 def _wait(what: str, check, timeout: float = 150.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as e:  # noqa: BLE001 - the node may be booting; keep trying until the deadline
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not reached in {timeout:.0f} s (last: {last!r})")
+    return evidence.wait_until(what, check, timeout, every=0.5)
 
 
 def _fenced(lab: Lab, since: float) -> list:

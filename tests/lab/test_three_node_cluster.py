@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+import evidence
+
 from hakit import notebook
 from hakit.facts.pacemaker import ClusterStatus, parse_crm_mon, parse_fence_history
 from hakit.failover.runner import settle
@@ -40,17 +42,7 @@ def _serves(lab: Lab) -> str | None:
 
 
 def _wait(what: str, check, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as e:  # noqa: BLE001 - a node may be booting; try again until the deadline
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not reached in {timeout:.0f} s (last: {last!r})")
+    return evidence.wait_until(what, check, timeout, every=0.2)
 
 
 def _fences(lab: Lab, target: str) -> list:
