@@ -171,9 +171,32 @@ def own_cgroup(name: str) -> tuple[list[Path], Callable[[], None]]:
     return dirs, join
 
 
-def remove_cgroup_tree(d: Path) -> None:
+def _populated(d: Path) -> bool:
+    """Does a process (a zombie included) still hold this cgroup or one below it?"""
+    events = d / "cgroup.events"  # cgroup v2: "populated 0|1" covers the whole subtree
+    if events.exists():
+        try:
+            return "populated 1" in events.read_text()
+        except OSError:
+            return False
+    for dirpath, _, files in os.walk(d):
+        if "cgroup.procs" in files:
+            try:
+                if Path(dirpath, "cgroup.procs").read_text().strip():
+                    return True
+            except OSError:
+                pass
+    return False
+
+
+def remove_cgroup_tree(d: Path, timeout_s: float = 15.0) -> None:
+    """Remove a node's cgroup, once the processes that held it are gone: a killed nspawn can stay a zombie
+    for a moment on a machine whose PID 1 reaps late, and its cgroup cannot go before it does."""
     if not d.exists():
         return
+    deadline = time.monotonic() + timeout_s
+    while _populated(d) and time.monotonic() < deadline:
+        time.sleep(0.1)
     for dirpath, dirnames, _ in sorted(os.walk(d), key=lambda t: -t[0].count("/")):
         try:
             os.rmdir(dirpath)
