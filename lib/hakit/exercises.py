@@ -28,6 +28,7 @@ import pandas as pd
 from .facts.corosync import parse_cfgtool_status, parse_quorumtool_status
 from .facts.pacemaker import ClusterStatus, parse_crm_mon, parse_fence_history
 from .params import Params
+from .stages.scores import parse_scores  # noqa: F401 - part of this module's API (exercise 06)
 
 Check = Callable[["Course", Mapping[str, Any]], list[str]]
 
@@ -317,32 +318,12 @@ def _restore_failcount(c: Course) -> None:
 
 # -- 06: gateway and scores ----------------------------------------------------------------------------------
 
-_SCORE = re.compile(r"(\S+) allocation score on (\S+): (\S+)")
-
-
-def parse_scores(text: str) -> dict[tuple[str, str], str]:
-    """``crm_simulate -sL`` allocation scores: (resource, node) -> score as printed (2.1 and 3.0 alike)."""
-    out: dict[tuple[str, str], str] = {}
-    for line in text.splitlines():
-        m = _SCORE.search(line)
-        if m and "allocation score" in line:
-            out[(m.group(1), m.group(2))] = m.group(3)
-    return out
-
-
 def live_scores(c: Course, node: str) -> dict[tuple[str, str], str]:
-    """The allocation scores of the live CIB, computed on a copy. `crm_simulate -sL` (what a trainee types)
-    keeps its working copy as a shadow file in pacemaker's CIB directory, and so does ``--xml-file``
-    without ``--save-output`` (seen on the lab: the directory's mtime moves); a checker writes nothing there."""
-    from . import cib
+    """The live CIB's allocation scores, computed on a copy (hakit.stages.scores: a checker writes nothing
+    into pacemaker's CIB directory, which `crm_simulate -sL`, what a trainee types, does)."""
+    from .stages.scores import scores_on_copy
 
-    h = c.host(node)
-    xml = h.run("cibadmin --query", check=True, timeout=60).stdout
-    with cib.Workdir(h) as wd:
-        path = wd.put("live.xml", xml)
-        out = shlex.quote(f"{wd.path}/scored.xml")
-        return parse_scores(h.run(f"crm_simulate --show-scores --xml-file {shlex.quote(path)} --save-output {out}",
-                                  timeout=60).stdout)
+    return scores_on_copy(c.host(node))
 
 
 def _check_scores(c: Course, a: Mapping[str, Any]) -> list[str]:

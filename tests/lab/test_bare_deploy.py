@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 
+import evidence
 from hakit import notebook
 from hakit.lab import Lab
 from hakit.params import load_params
@@ -109,6 +111,61 @@ def test_params_naming_missing_interfaces_stop_stage00(bare: Lab, labe_params: P
     _blocked(load_params(wrong), ["vm-node1", "vm-node2", "private interfaces", "neither bond7 nor both of ens7, ens8",
                                   "networks.private.bond"])
     assert snapshot(bare) == before
+
+
+def _cluster_packages(lab: Lab, node: str) -> list[str]:
+    out = lab.ssh(node, ["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\\n", "corosync", "pacemaker", "crmsh"]).stdout
+    return sorted(ln.split()[0] for ln in out.splitlines() if ln.split()[1:2] == ["ii"])
+
+
+def test_an_install_refused_on_the_second_node_is_reported_exactly_and_the_next_run_installs(bare: Lab) -> None:
+    """apt-get install fails on vm-node2 (a wrapper of that name first in root's PATH refuses `install`;
+    `update` and everything else run the real apt-get): stage 00 fails naming it, vm-node2 has no cluster
+    package and no unit left masked, the report lists exactly what ran before (and the unmask that undid the
+    hold), and the next run, the wrapper gone, installs on vm-node2 only."""
+    wrapper = "/usr/local/sbin/apt-get"
+    script = ('#!/bin/sh\n# hakit test: apt-get install refused on purpose\nfor a in "$@"; do\n'
+              '  [ "$a" = install ] && { echo "injected failure: apt-get install refused" >&2; exit 100; }\ndone\n'
+              'exec /usr/bin/apt-get "$@"\n')
+    evidence.nsrun(bare, "vm-node2", f"printf '%s' {shlex.quote(script)} > {wrapper} && chmod 0755 {wrapper}")
+    before = snapshot(bare)
+    hosts = notebook.connect_nodes(bare.params)
+    try:
+        with pytest.raises(driver.StageFailed) as e:
+            driver.run_stage(stage.PackagesStage(bare.params), hosts, dry_run=False)
+    finally:
+        evidence.nsrun(bare, "vm-node2", ["rm", "-f", wrapper])
+        for h in hosts.values():
+            h.close()
+    err = e.value
+    assert err.node == "vm-node2" and "apt-get install" in err.command and err.exit_code == 100, str(err)
+    assert "injected failure" in err.stderr and "/var/log/apt/term.log" in str(err)
+    after = snapshot(bare)
+    # vm-node2: nothing installed, no unit left masked (the hold was undone); only its apt index is new
+    assert _cluster_packages(bare, "vm-node2") == []
+    assert after["vm-node2"].splitlines()[0] == before["vm-node2"].splitlines()[0]  # dpkg's database as before
+    assert "masked" not in bare.ssh("vm-node2", ["systemctl", "is-enabled", "corosync", "pacemaker"]).stdout
+    assert "clean-up after the failure" in str(err) and "vm-node2" in str(err).split("clean-up after the failure")[1]
+    # the report names what ran, and only that: vm-node2's mask and index refresh, all of vm-node1 that ran
+    on2 = [c for c in err.changed if c.startswith("vm-node2: ")]
+    assert any("systemctl mask" in c for c in on2) and any("apt-get update" in c for c in on2), err.changed
+    assert not any("apt-get install" in c for c in on2)
+    node1_installed = bool(_cluster_packages(bare, "vm-node1"))
+    assert node1_installed == any(c.startswith("vm-node1: ") and "apt-get install" in c for c in err.changed), (
+        err.changed, _cluster_packages(bare, "vm-node1"))
+    # the next run installs what is missing, and nothing where all is there
+    hosts = notebook.connect_nodes(bare.params)
+    try:
+        run = driver.run_stage(stage.PackagesStage(bare.params), hosts, dry_run=False)
+    finally:
+        for h in hosts.values():
+            h.close()
+    ran = {o.node for o in run.plan.ops}
+    assert "vm-node2" in ran and (("vm-node1" in ran) != node1_installed), (ran, node1_installed)
+    for n in ("vm-node1", "vm-node2"):
+        assert _cluster_packages(bare, n) == ["corosync", "crmsh", "pacemaker"], n
+    print(f"\nstage 00 with vm-node2's install refused: vm-node1 {'installed' if node1_installed else 'not reached'}; "
+          f"reported: {err.changed}")
 
 
 _deployment: dict[str, Path] = {}

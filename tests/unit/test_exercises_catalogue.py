@@ -69,3 +69,39 @@ def test_trainee_copies_leave_the_answers_out_and_trainer_copies_keep_them(root,
         assert len(tagged) == len(exercises.for_notebook(src.name[:2]))
         if tagged:
             assert "Trainer copy" in _cells(trainer / src.name)[0].source
+
+
+def test_the_score_view_reads_a_copy_now_and_without_the_gateway(root):
+    """hakit.stages.scores on a scripted node answering with the two captures: the copy gets pingd=0 for
+    the second reading, crm_simulate keeps its working file in the temp dir, the live CIB is never written."""
+    from hakit.runner import FakeRunner
+    from hakit.stages import scores
+
+    captured = root / "tests" / "unit" / "fixtures" / "captured" / "trixie"
+    now = (captured / "crm_simulate-sL.txt").read_text().partition("# ---\n")[2]
+    cut = (captured / "crm_simulate-sL-gateway-cut.txt").read_text().partition("# ---\n")[2]
+    state = {"pingd0": False}
+
+    def simulate(cmd: str) -> str:
+        return cut if state.pop("pingd0", False) else now
+
+    def pingd(cmd: str) -> str:
+        state["pingd0"] = True
+        return ""
+
+    h = FakeRunner("vm-node2")
+    h.answer(r"^cibadmin --query$", "<cib/>")
+    h.answer(r"^mktemp -d /run/hakit-cib", "/run/hakit-cib.abc123")
+    h.answer(r"^CIB_file=/run/hakit-cib\.abc123/live\.xml crm_attribute --node vm-node1 --name pingd --update 0", pingd)
+    h.answer(r"^crm_simulate --show-scores --xml-file /run/hakit-cib\.abc123/live\.xml --save-output "
+             r"/run/hakit-cib\.abc123/scored\.xml$", simulate)
+    params = load(root / "params" / "lab.yaml")
+    v = scores.view({"vm-node1": h, "vm-node2": h}, params)
+    assert not v.error and v.winner(v.now) == "vm-node1" and v.winner(v.gateway_lost) == "vm-node2"
+    df = v.to_frame().set_index(["resource", "node"])
+    assert df.loc[("vip", "vm-node1"), "score now"] == "100"
+    assert df.loc[("vip", "vm-node1"), "vm-node1 without its gateway"] == "-INFINITY"
+    runs = [s.what for s in h.sent if s.kind == "run"]
+    assert all(c.startswith("CIB_file=/run/hakit-cib.") for c in runs if "crm_attribute" in c)
+    assert not any(c.startswith("crm_simulate") and "-L" in c.split() for c in runs)
+    assert [s.what for s in h.sent if s.kind == "write"] == ["/run/hakit-cib.abc123/live.xml"] * 2
