@@ -120,13 +120,15 @@ def _cluster_packages(lab: Lab, node: str) -> list[str]:
 
 def test_an_install_refused_on_the_second_node_is_reported_exactly_and_the_next_run_installs(bare: Lab) -> None:
     """apt-get install fails on vm-node2 (a wrapper of that name first in root's PATH refuses `install`;
-    `update` and everything else run the real apt-get): stage 00 fails naming it, vm-node2 has no cluster
+    `update`, the probe's `apt-get -s` and everything else run the real apt-get): stage 00 fails naming it, vm-node2 has no cluster
     package and no unit left masked, the report lists exactly what ran before (and the unmask that undid the
     hold), and the next run, the wrapper gone, installs on vm-node2 only."""
     wrapper = "/usr/local/sbin/apt-get"
-    script = ('#!/bin/sh\n# hakit test: apt-get install refused on purpose\nfor a in "$@"; do\n'
-              '  [ "$a" = install ] && { echo "injected failure: apt-get install refused" >&2; exit 100; }\ndone\n'
-              'exec /usr/bin/apt-get "$@"\n')
+    # (the probe's `apt-get -s install` is apt's own plan, not an install: it runs the real apt-get)
+    script = ('#!/bin/sh\n# hakit test: apt-get install refused on purpose\ninstall=; sim=\nfor a in "$@"; do\n'
+              '  case "$a" in install) install=1;; -s|--simulate) sim=1;; esac\ndone\n'
+              'if [ -n "$install" ] && [ -z "$sim" ]; then echo "injected failure: apt-get install refused" >&2; '
+              'exit 100; fi\nexec /usr/bin/apt-get "$@"\n')
     evidence.nsrun(bare, "vm-node2", f"printf '%s' {shlex.quote(script)} > {wrapper} && chmod 0755 {wrapper}")
     before = snapshot(bare)
     hosts = notebook.connect_nodes(bare.params)
