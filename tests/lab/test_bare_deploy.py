@@ -60,6 +60,16 @@ def snapshot(lab: Lab) -> dict[str, str]:
     return {n.name: lab.ssh(n.name, ["sh", "-c", SNAPSHOT], check=True).stdout for n in lab.params.nodes}
 
 
+def _stage00(params) -> driver.StageRun:
+    """Stage 00 for real, through fresh SSH connections (closed afterwards)."""
+    hosts = notebook.connect_nodes(params)
+    try:
+        return driver.run_stage(stage.PackagesStage(params), hosts, dry_run=False)
+    finally:
+        for h in hosts.values():
+            h.close()
+
+
 def _blocked(params, fix_words: list[str]) -> driver.StageBlocked:
     hosts = notebook.connect_nodes(params)
     try:
@@ -131,14 +141,11 @@ def test_an_install_refused_on_the_second_node_is_reported_exactly_and_the_next_
               'exit 100; fi\nexec /usr/bin/apt-get "$@"\n')
     evidence.nsrun(bare, "vm-node2", f"printf '%s' {shlex.quote(script)} > {wrapper} && chmod 0755 {wrapper}")
     before = snapshot(bare)
-    hosts = notebook.connect_nodes(bare.params)
     try:
         with pytest.raises(driver.StageFailed) as e:
-            driver.run_stage(stage.PackagesStage(bare.params), hosts, dry_run=False)
+            _stage00(bare.params)
     finally:
         evidence.nsrun(bare, "vm-node2", ["rm", "-f", wrapper])
-        for h in hosts.values():
-            h.close()
     err = e.value
     assert err.node == "vm-node2" and "apt-get install" in err.command and err.exit_code == 100, str(err)
     assert "injected failure" in err.stderr and "/var/log/apt/term.log" in str(err)
@@ -156,12 +163,7 @@ def test_an_install_refused_on_the_second_node_is_reported_exactly_and_the_next_
     assert node1_installed == any(c.startswith("vm-node1: ") and "apt-get install" in c for c in err.changed), (
         err.changed, _cluster_packages(bare, "vm-node1"))
     # the next run installs what is missing, and nothing where all is there
-    hosts = notebook.connect_nodes(bare.params)
-    try:
-        run = driver.run_stage(stage.PackagesStage(bare.params), hosts, dry_run=False)
-    finally:
-        for h in hosts.values():
-            h.close()
+    run = _stage00(bare.params)
     ran = {o.node for o in run.plan.ops}
     assert "vm-node2" in ran and (("vm-node1" in ran) != node1_installed), (ran, node1_installed)
     for n in ("vm-node1", "vm-node2"):
@@ -220,12 +222,7 @@ def test_bare_nodes_get_the_cluster_from_stage00_to_06(deployed: tuple[Lab, Path
 def test_second_stage00_run_changes_nothing(deployed: tuple[Lab, Path]) -> None:
     bare, _ = deployed
     before = snapshot(bare)
-    hosts = notebook.connect_nodes(bare.params)
-    try:
-        run = driver.run_stage(stage.PackagesStage(bare.params), hosts, dry_run=False)
-    finally:
-        for h in hosts.values():
-            h.close()
+    run = _stage00(bare.params)
     assert run.plan is not None and run.plan.ops == []
     assert snapshot(bare) == before
 
