@@ -353,6 +353,7 @@ def _wait_ready(lab: Lab, node: str, timeout_s: float = 30) -> None:
 # quotes or not: a real command word always follows one of these) is judged by its first
 # word. These change a host, always or with the options given; any other word only reads.
 ALWAYS_WRITES = {
+    "CIB_file",  # a pacemaker tool on a CIB file (simple_commands): judged by the file's path
     "mv", "cp", "rm", "rmdir", "mkdir", "mktemp", "chown", "chmod", "chgrp", "install", "ln", "touch", "tee",
     "truncate", "dd", "shred", "usermod", "useradd", "passwd", "corosync-keygen", "crmadmin", "ifdown",
     "apt", "rmmod", "mount", "umount", "kill", "pkill", "killall", "reboot", "shutdown", "iptables",
@@ -381,22 +382,33 @@ WRITES_UNLESS = {  # word -> the options with which it only reads (anything else
 # Of those, the ones whose only effect is on the files they name; the others change the running
 # system (the CIB, a service, a process, the network), so they count as writes wherever they point.
 PATH_WRITERS = {"mv", "cp", "rm", "rmdir", "mkdir", "mktemp", "chown", "chmod", "chgrp", "install", "ln", "touch",
-                "tee", "truncate", "dd", "shred", "sed", "crm_simulate", "redirect"}
+                "tee", "truncate", "dd", "shred", "sed", "crm_simulate", "redirect", "CIB_file"}
+# Pacemaker's tools that honour CIB_file (then they read and write that file, never the cluster).
+CIB_TOOLS = {"cibadmin", "crm_attribute", "crm_resource", "crm_node", "crm_mon", "crm_failcount", "crm_standby",
+             "crm_verify"}
 SPLIT = re.compile(r"\$\(|`|&&|\|\||[;|&(){}\n]|(?<![\w-])(?:then|else|elif|do|done|fi|if|while|until|!)(?![\w-])")
 PREFIXES = {"sudo", "env", "exec", "nohup", "time", "xargs"}
 REDIRECT = re.compile(r"(?<![<>&0-9])\d?>>?\s*(?!/dev/null\b|&)(\S+)")
 
 
 def simple_commands(line: str) -> list[tuple[str, str]]:
-    """(command word, the rest) of each simple command in a shell line."""
+    """(command word, the rest) of each simple command in a shell line. A pacemaker tool pointed at a
+    file with ``CIB_file=<path>`` works on that file instead of the cluster: it comes back as the
+    pseudo-command ``CIB_file`` with the path, so it is judged by where that file is."""
     out = []
     for seg in SPLIT.split(line):
         words = seg.split()
+        cib_file = None
         while words and (re.match(r"^\w+=", words[0]) or words[0] in PREFIXES):
+            if words[0].startswith("CIB_file="):
+                cib_file = words[0].split("=", 1)[1].strip("'\"")
             words.pop(0)
         if words:
-            word = words[0].strip("'\"")
-            out.append((word.rsplit("/", 1)[-1], seg.split(words[0], 1)[1]))
+            word = words[0].strip("'\"").rsplit("/", 1)[-1]
+            if cib_file and word in CIB_TOOLS:
+                out.append(("CIB_file", f" {cib_file}"))
+                continue
+            out.append((word, seg.split(words[0], 1)[1]))
     return out
 
 
