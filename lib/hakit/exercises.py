@@ -202,10 +202,6 @@ def _answer(answers: Mapping[str, Any], name: str, actual: Any, what: str) -> li
     return [f"{name}={answers[name]!r}, but {what} is {actual!r}"]
 
 
-def _peers(c: Course, node: str) -> list[str]:
-    return [n.name for n in c.params.nodes if n.name != node]
-
-
 def _carrier(c: Course, node: str, network: str) -> tuple[str, str]:
     """The interface that holds ``node``'s address on ``network`` and its carrier ("1" up, "0" down)."""
     n = c.params.node(node)
