@@ -377,6 +377,11 @@ class Lab(Strict):
         """How the lab runs this node: container unless `kinds` says vm."""
         return self.kinds.get(node, "container")
 
+    def real_bonds(self, nodes: list[str]) -> bool:
+        """Do these lab nodes get kernel bonds from stage 1? VM nodes do; container nodes only with
+        ``links: slaves`` (the host kernel's driver)."""
+        return all(self.kind(n) == "vm" or self.links == "slaves" for n in nodes)
+
     @property
     def dir(self) -> Path:
         """Where this lab keeps its key, known_hosts, state and node disks."""

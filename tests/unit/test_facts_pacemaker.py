@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,20 @@ def test_failed_action_names_its_resource_even_with_underscores() -> None:
     assert fa("httpd_monitor_1000", "monitor").resource == "httpd"
     assert fa("fence-vm-node1_start_0", "start").resource == "fence-vm-node1"
     assert fa("my_vip_migrate_to_0", "migrate_to").resource == "my_vip"
+
+
+def test_a_start_in_progress_is_active_but_not_started(load_fixture: Callable[[str], str]) -> None:
+    """Read on a Debian 13 VM node during `crm_resource --restart -r httpd`: crm_mon marks httpd
+    active while its start runs, but Apache does not answer yet; the waits need the settled role."""
+    st = parse_crm_mon(load_fixture("captured/trixie/crm_mon-httpd-starting.xml"))
+    httpd = st.instances("httpd")[0]
+    assert (httpd.role, httpd.active, httpd.settled) == ("Starting", True, False)
+    assert st.running_on("httpd") == ["vm-node1"] and st.where("httpd") == "vm-node1"
+    assert st.started_on("httpd") == [] and st.serving("httpd") is None
+    assert st.serving("vip") == "vm-node1" and st.started_on("ping-gateway") == ["vm-node1", "vm-node2"]
+
+
+def test_serving_needs_one_settled_instance_and_none_elsewhere() -> None:
+    st = _status("crm_mon-2node-resources.xml")
+    assert st.serving("vip") == "vm-node1" and st.serving("ping-gateway") is None  # a clone on two nodes
+    assert _status("crm_mon-2node-online.xml").serving("vip") is None

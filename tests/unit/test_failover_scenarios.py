@@ -74,3 +74,24 @@ def test_on_three_nodes_isolating_the_active_node_moves_the_service_and_fences_i
     assert ignore.split_brain(False) and "both sides serve" in ignore.expected
     # every other scenario plays out the same on three nodes
     assert all(three[n] is SCENARIOS[n] for n in three if n != "split-brain")
+
+
+def test_slave_loss_only_where_the_nodes_have_kernel_bonds():
+    assert "slave-loss" not in [s.name for s in select("all", fencing=True, bonds=False)]
+    assert "slave-loss" in [s.name for s in select("all", fencing=True, bonds=True)]
+    with pytest.raises(ValueError, match=r"slave-loss pulls a slave of a real bond.*params/lab-vm.yaml"):
+        select("node-crash,slave-loss", bonds=False)
+    s = SCENARIOS["slave-loss"]
+    assert s.needs_bonds and not s.moves and not s.outage_expected and "slave-loss" not in catalogue.DEFAULT
+
+
+def test_the_lab_knows_which_nodes_get_kernel_bonds(lab):
+    from hakit.notebook import load
+    from hakit.notebook import repo_root
+
+    names_ = [n.name for n in lab.nodes]
+    assert lab.lab.real_bonds(names_) is False  # containers, bond-names links
+    vm = load(repo_root() / "params" / "lab-vm.yaml")
+    assert vm.lab.real_bonds([n.name for n in vm.nodes]) is True
+    mixed = load(repo_root() / "params" / "lab-bonding.yaml")
+    assert mixed.lab.real_bonds(["vm-node1"]) and not mixed.lab.real_bonds(["vm-node1", "vm-node2"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -264,7 +265,7 @@ def test_not_healthy_when_unreadable(lab: Params) -> None:
 def test_not_healthy_when_nothing_runs(lab: Params) -> None:
     good, msg = runner.healthy(_status("crm_mon-2node-online.xml"), lab)
     assert good is False
-    assert "vip on [], httpd on []" in msg
+    assert "vip on no node, httpd on no node" in msg
 
 
 def test_signature_tells_layouts_apart() -> None:
@@ -293,3 +294,8 @@ def test_detect_recover() -> None:
     # window ending before the change: neither
     detect, recover = judge.detect_recover(cluster, 10.0, 12.0, base, "vm-node1")
     assert math.isnan(detect) and math.isnan(recover)
+
+
+def test_not_healthy_while_httpd_is_still_starting(lab: Params, load_fixture: Callable[[str], str]) -> None:
+    good, msg = runner.healthy(parse_crm_mon(load_fixture("captured/trixie/crm_mon-httpd-starting.xml")), lab)
+    assert good is False and "httpd on vm-node1 (Starting)" in msg

@@ -50,6 +50,11 @@ class NodeState:
         return "online"
 
 
+# Roles crm_mon gives an instance while an operation on it runs (it is `active` then, too).
+# Seen on a lab node: httpd read role="Starting" active="true" for 1-2 s of its start.
+TRANSITIONAL_ROLES = frozenset({"Starting", "Stopping", "Migrating", "Promoting", "Demoting"})
+
+
 @dataclass(frozen=True)
 class ResourceState:
     """One running (or stopped) instance of a primitive; clone members appear once per instance."""
@@ -63,6 +68,12 @@ class ResourceState:
     blocked: bool
     nodes: tuple[str, ...]
     clone: str | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Active and done with its last operation: crm_mon counts an instance whose start is still
+        running as active (role ``Starting``), and one being stopped too (``Stopping``)."""
+        return self.active and self.role not in TRANSITIONAL_ROLES
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,15 @@ class ClusterStatus:
     def running_on(self, rsc_id: str) -> list[str]:
         """Nodes where an instance of ``rsc_id`` is active (several for a clone, or a split brain)."""
         return sorted({n for r in self.instances(rsc_id) if r.active for n in r.nodes})
+
+    def started_on(self, rsc_id: str) -> list[str]:
+        """Nodes where an instance of ``rsc_id`` is active and its start has finished (not ``Starting``)."""
+        return sorted({n for r in self.instances(rsc_id) if r.settled for n in r.nodes})
+
+    def serving(self, rsc_id: str) -> str | None:
+        """The one node where a primitive has started and nothing runs on it elsewhere, else None."""
+        on = self.started_on(rsc_id)
+        return on[0] if len(on) == 1 and self.running_on(rsc_id) == on else None
 
     def where(self, rsc_id: str) -> str | None:
         """The one node running a primitive, or None if it runs nowhere (or on several)."""

@@ -73,9 +73,9 @@ def healthy(st: ClusterStatus | None, params: Params, on: str | None = None) -> 
         s = st.nodes.get(n)
         if s is None or s.state != "online":
             problems.append(f"{n} {s.state if s else 'unknown'}")
-    if st.where("vip") != want or st.where("httpd") != want:
-        problems.append(f"vip on {st.running_on('vip')}, httpd on {st.running_on('httpd')}")
-    if len(st.running_on("ping-gateway")) != len(names):
+    if st.serving("vip") != want or st.serving("httpd") != want:
+        problems.append(f"vip {cibstage.placement(st, 'vip')}, httpd {cibstage.placement(st, 'httpd')}")
+    if len(st.started_on("ping-gateway")) != len(names):
         problems.append(f"ping on {st.running_on('ping-gateway')}")
     if any(st.attribute(n, "pingd") in (None, "0") for n in names):
         problems.append("pingd not set everywhere")
@@ -127,7 +127,7 @@ def move_home(hosts: dict[str, Host], params: Params, timeout_s: float = 120) ->
     want = params.preferred_node
     hosts[via].run(f"crm_resource --move --resource vip --node {want}", timeout=60)
     try:
-        cibstage.wait_for(hosts[via], lambda s: s.where("vip") == want and s.where("httpd") == want, timeout_s)
+        cibstage.wait_for(hosts[via], lambda s: s.serving("vip") == want and s.serving("httpd") == want, timeout_s)
     finally:
         hosts[via].run("crm_resource --clear --resource vip", check=False, timeout=60)
 

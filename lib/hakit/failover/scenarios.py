@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from ..facts.bonding import parse_proc_bonding
+
 if TYPE_CHECKING:
     from ..facts.pacemaker import ClusterStatus
     from ..params import FailurePolicy
@@ -53,6 +55,7 @@ class Scenario:
     split_brain_without_fencing: bool = False  # the fault leaves the lost node running its resources
     fenced: str | None = None  # with fencing on: the node that must be fenced, "active" or "other"
     needs_fencing: bool = False  # the scenario is about fencing; refused on a cluster without it
+    needs_bonds: bool = False  # it pulls a slave of a real kernel bond: VM nodes (or lab.links slaves) only
     heal: Callable[["TrialContext"], None] | None = None  # a second step during the fault ...
     heal_after_s: float = 0.0  # ... this long after the inject (with heal_when: at the latest)
     # ... or as soon as the cluster has shown this state for heal_hold_s (synchronised on state, not time)
@@ -251,6 +254,29 @@ def _gateway_back_all(c: "TrialContext") -> None:
         c.lab.gateway(n.name, reachable=True)
 
 
+def _public_bond(c: "TrialContext") -> str:
+    return c.params.networks.public.bond
+
+
+def _pull_active_slave(c: "TrialContext") -> None:
+    """Pull the cable of the NIC the active node's public bond sends on now (the VIP's and the clients' path)."""
+    bond = _public_bond(c)
+    r = c.lab.ssh(c.active, ["cat", f"/proc/net/bonding/{bond}"], timeout=30)
+    if r.returncode != 0:
+        raise ValueError(f"slave-loss pulls a slave of a real bond, but {c.active} has no /proc/net/bonding/{bond} "
+                         f"({r.stderr.strip() or 'no such file'}): run it on nodes with their own kernel and stage "
+                         "01 applied (params/lab-vm.yaml)")
+    slave = parse_proc_bonding(r.stdout, bond).active_slave
+    if not slave:
+        raise ValueError(f"{bond} on {c.active} has no active slave: nothing to pull")
+    c.notes["pulled"] = slave
+    c.lab.link(c.active, slave, up=False)
+
+
+def _plug_slave_back(c: "TrialContext") -> None:
+    c.lab.link(c.active, c.notes["pulled"], up=True)
+
+
 def service_stopped(st: "ClusterStatus") -> bool:
     """Neither the VIP nor Apache runs on any node."""
     return not st.running_on("vip") and not st.running_on("httpd")
@@ -321,6 +347,14 @@ SCENARIOS: dict[str, Scenario] = {
             "next fencing attempt succeeds, and only then the survivor starts the VIP and Apache",
             moves=True, outage_expected=True, inject=_bmc_down_and_power_cut, restore=_bmc_up_and_power_on,
             fenced="active", needs_fencing=True, heal=_bmc_up, heal_after_s=60.0, observe_s=180.0,
+        ),
+        Scenario(
+            "slave-loss", "pull the cable of the active slave of the active node's public bond (real bonds only)",
+            "the bonding driver sees the carrier go (miimon), waits downdelay and sends on the backup slave; "
+            "corosync, pacemaker and the clients see nothing: no failover and no failed probe. When the cable "
+            "is back, the primary slave takes over again after updelay",
+            moves=False, outage_expected=False, inject=_pull_active_slave, restore=_plug_slave_back,
+            needs_bonds=True,
         ),
         # -- extended: more of the faults from Pacemaker's CTS and crmsh's crash_test --------------------------
         Scenario(
@@ -396,14 +430,16 @@ def for_cluster(scn: Scenario, nodes: int, no_quorum_policy: str = "ignore") -> 
 
 
 def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None, nodes: int = 2,
-           no_quorum_policy: str = "ignore") -> list[Scenario]:
+           no_quorum_policy: str = "ignore", bonds: bool | None = None) -> list[Scenario]:
     """'all', 'default', 'extended', a comma list, or a list of names -> scenarios; unknown names raise
     listing the valid ones. With ``fencing`` known: 'all' leaves out what needs fencing when it is off,
-    and naming such a scenario is refused. Each comes as it plays out on ``nodes`` nodes (for_cluster)."""
+    and naming such a scenario is refused; the same for ``bonds`` (real kernel bonds on the nodes) and
+    what pulls a bond's slave. Each comes as it plays out on ``nodes`` nodes (for_cluster)."""
     if isinstance(spec, str) and spec in SETS:
         spec = list(SETS[spec])
     if spec == "all":
-        names = [n for n, s in SCENARIOS.items() if fencing is not False or not s.needs_fencing]
+        names = [n for n, s in SCENARIOS.items() if (fencing is not False or not s.needs_fencing)
+                 and (bonds is not False or not s.needs_bonds)]
     else:
         names = [x.strip() for x in spec.split(",")] if isinstance(spec, str) else list(spec)
     bad = [n for n in names if n not in SCENARIOS]
@@ -416,5 +452,12 @@ def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None,
             raise ValueError(
                 f"scenario {', '.join(need)} tests fencing, but this cluster runs without it "
                 "(pacemaker.stonith_enabled is false); enable fencing or leave it out"
+            )
+    if bonds is False:
+        need = [n for n in names if SCENARIOS[n].needs_bonds]
+        if need:
+            raise ValueError(
+                f"scenario {', '.join(need)} pulls a slave of a real bond, but these nodes have no kernel bonds "
+                "(container nodes get one plain link per network); use VM nodes (params/lab-vm.yaml) or leave it out"
             )
     return [for_cluster(SCENARIOS[n], nodes, no_quorum_policy) for n in names]

@@ -87,7 +87,8 @@ class FailoverSuite:
             raise ParamsError(f"trials={self.trials}: use 1 or more")
         self.chosen = catalogue.select(self.scenarios, fencing=self.params.pacemaker.stonith_enabled,
                                        nodes=len(self.params.nodes),
-                                       no_quorum_policy=self.params.pacemaker.no_quorum_policy)
+                                       no_quorum_policy=self.params.pacemaker.no_quorum_policy,
+                                       bonds=self.params.lab.real_bonds([n.name for n in self.params.nodes]))
         self.prof = get_profile(self.profile or self.params.cluster.profile)
 
     def __str__(self) -> str:

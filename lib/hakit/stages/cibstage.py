@@ -256,6 +256,14 @@ def verify_common(v: Verification, hosts: Mapping[str, Runner], params: Params, 
     return facts.via, st
 
 
+def placement(st: ClusterStatus, rsc_id: str) -> str:
+    """Where an instance of a resource is, for a check's detail: ``on vm-node1``, ``on vm-node1 (Starting)``."""
+    inst = [r for r in st.instances(rsc_id) if r.active]
+    if not inst:
+        return "on no node"
+    return "on " + ", ".join(", ".join(r.nodes) + ("" if r.settled else f" ({r.role})") for r in inst)
+
+
 def check_not_failed(v: Verification, st: ClusterStatus) -> None:
     """No resource is in a failed state now. Past failures (pacemaker keeps them until cleaned up,
     e.g. after a failover test) are named in the detail, not counted against the stage."""

@@ -91,7 +91,7 @@ class ConstraintsStage(cibstage.CibStage):
 def wait_placed(host: Runner, params: Params, timeout_s: float = 60) -> ClusterStatus:
     """Poll until vip and httpd run together on the preferred node (or time out); return the last status."""
     want = params.preferred_node
-    return cibstage.wait_for(host, lambda st: st.where("vip") == want and st.where("httpd") == want, timeout_s)
+    return cibstage.wait_for(host, lambda st: st.serving("vip") == want and st.serving("httpd") == want, timeout_s)
 
 
 def verify(hosts: Mapping[str, Runner], params: Params, wait_s: float = 60) -> Verification:
@@ -100,10 +100,10 @@ def verify(hosts: Mapping[str, Runner], params: Params, wait_s: float = 60) -> V
     wait_placed(hosts[cibstage.gather(hosts, params).via], params, wait_s)
     _, st = cibstage.verify_common(v, hosts, params, bundle(params))
     want = params.preferred_node
-    vip_on, httpd_on = st.running_on("vip"), st.running_on("httpd")
-    v.add(cibstage.CLUSTER, "vip and httpd together on the preferred node", vip_on == [want] and httpd_on == [want],
-          f"vip on {', '.join(vip_on) or 'nowhere'}, httpd on {', '.join(httpd_on) or 'nowhere'}; preferred {want}")
-    ping_on = st.running_on("ping-gateway")
+    v.add(cibstage.CLUSTER, "vip and httpd together on the preferred node",
+          st.serving("vip") == want and st.serving("httpd") == want,
+          f"vip {cibstage.placement(st, 'vip')}, httpd {cibstage.placement(st, 'httpd')}; preferred {want}")
+    ping_on = st.started_on("ping-gateway")
     v.add(cibstage.CLUSTER, "ping clone on every node", len(ping_on) == len(params.nodes), ", ".join(ping_on))
     for node, (ok, listens) in per_node(hosts, [n.name for n in params.nodes], listens_on_any).items():
         v.add(node, "Apache listens on all addresses (no order constraint needed)", ok, f"Listen {listens}")

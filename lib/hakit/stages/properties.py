@@ -139,9 +139,9 @@ def verify(hosts: Mapping[str, Runner], params: Params, profile_name: str | None
     if devs:
         # A device's first start runs its monitor (a BMC round trip): give them a moment after apply.
         ids = [d.id for d in devs]
-        st = cibstage.wait_for(hosts[via], lambda s: all(s.running_on(i) for i in ids), wait_s)
+        st = cibstage.wait_for(hosts[via], lambda s: all(s.started_on(i) for i in ids), wait_s)
     for d in devs:
-        where = st.running_on(d.id)
+        where = st.started_on(d.id)
         failed = [r for r in st.resources if r.id == d.id and r.failed]
         ok = len(where) == 1 and where[0] != d.target and not failed
         v.add(cibstage.CLUSTER, f"{d.id} started, not on {d.target}", ok,

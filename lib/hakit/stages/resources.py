@@ -256,8 +256,8 @@ class ResourcesStage(cibstage.CibStage):
 def wait_started(host: Runner, params: Params, timeout_s: float = 60) -> ClusterStatus:
     """Poll crm_mon until vip, httpd and every ping clone instance run and pingd is set, or time out."""
     return cibstage.wait_for(host, lambda st: bool(
-        st.where("vip") and st.where("httpd")
-        and len(st.running_on("ping-gateway")) == len(params.nodes)
+        st.serving("vip") and st.serving("httpd")
+        and len(st.started_on("ping-gateway")) == len(params.nodes)
         and all(st.attribute(n.name, "pingd") not in (None, "0") for n in params.nodes)
     ), timeout_s)
 
@@ -280,15 +280,15 @@ def verify(hosts: Mapping[str, Runner], params: Params, profile_name: str | None
     wait_started(hosts[via], params, wait_s)
     via, st = cibstage.verify_common(v, hosts, params, bundle(params, profile_name))
     for rid in ("vip", "httpd"):
-        on = st.running_on(rid)
-        v.add(cibstage.CLUSTER, f"{rid} started on exactly one node", len(on) == 1, f"on: {', '.join(on) or 'nowhere'}")
-    ping_on = st.running_on("ping-gateway")
+        v.add(cibstage.CLUSTER, f"{rid} started on exactly one node", st.serving(rid) is not None,
+              cibstage.placement(st, rid))
+    ping_on = st.started_on("ping-gateway")
     v.add(cibstage.CLUSTER, "cloned-ping-gateway started on every node", len(ping_on) == len(params.nodes),
           f"on: {', '.join(ping_on) or 'nowhere'}")
     for n in params.nodes:
         v.add(n.name, "pingd set (gateway reachable)", st.attribute(n.name, "pingd") not in (None, "0"),
               f"pingd={st.attribute(n.name, 'pingd')}")
-    httpd_on = st.where("httpd")
+    httpd_on = st.serving("httpd")
     if httpd_on:
         code = hosts[httpd_on].run(
             "curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://localhost/server-status", check=False
