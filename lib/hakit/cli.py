@@ -1,4 +1,4 @@
-"""Command line: `python -m hakit lab ...|run|prepare|bench ...`."""
+"""Command line: `python -m hakit lab ...|run|prepare|course ...|bench ...`."""
 
 from __future__ import annotations
 
@@ -209,10 +209,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepare import prepare
 
-    out = prepare(args.params, args.out, trainer=args.trainer)
-    print(f"{'trainer' if args.trainer else 'training'} copies in {out}; start JupyterLab on them with:")
+    out = prepare(args.params, args.out, trainer=args.trainer, status=args.status)
+    print(f"{'trainer' if args.trainer else 'training'} copies in {out}, the course's index in {out / 'index.html'}; "
+          "start JupyterLab on them with:")
     print(f"  .venv/bin/jupyter lab --notebook-dir {out} --ip 127.0.0.1 --no-browser --allow-root")
     print(f"then open {sorted(p.name for p in out.glob('[0-9][0-9]_*.ipynb'))[0]} first: its first page says where to begin")
+    return 0
+
+
+def cmd_course(args: argparse.Namespace) -> int:
+    from .prepare import course_index
+
+    index = course_index(args.params, args.out, status=args.course_cmd == "status")
+    print(f"course index: {index}")
     return 0
 
 
@@ -328,7 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
     pr.add_argument("--out", default="training", help="folder for the copies (default training/)")
     pr.add_argument("--trainer", action="store_true", help="keep the exercises' answers (a trainer's copy)")
+    pr.add_argument("--status", action="store_true", help="also run every exercise's checker on the lab (read-only) "
+                    "and show the result in index.html")
     pr.set_defaults(func=cmd_prepare)
+    co = sub.add_parser("course", help="the training folder's index.html: references and exercise states")
+    csub = co.add_subparsers(dest="course_cmd", required=True)
+    for name, help in (("index", "rewrite index.html and the reference runs beside the notebooks (no lab needed)"),
+                       ("status", "run every exercise's checker on the lab (read-only) and write the states "
+                                  "into index.html")):
+        cp = csub.add_parser(name, help=help)
+        cp.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
+        cp.add_argument("--out", default="training", help="the training folder (default training/)")
+        cp.set_defaults(func=cmd_course)
     bench = sub.add_parser("bench", help="benchmarks that print figures")
     bsub = bench.add_subparsers(dest="bench_cmd", required=True)
     bl = bsub.add_parser("lab", help="lab start-up time and memory (takes the named labs down and up)")

@@ -42,9 +42,12 @@ def _banner(i: int, names: list[str], cluster: str, params_path: Path) -> str:
 ANSWER_TAG = "answer"  # a cell with the answer to a notebook's exercise: in trainer copies only
 
 
-def prepare(params_file: str, out: str | Path, trainer: bool = False) -> Path:
+def prepare(params_file: str, out: str | Path, trainer: bool = False, runs: Path | None = None,
+            status: bool = False) -> Path:
     """Write the copies into `out` (created; refuses to overwrite a trainee's work) and return it.
-    A trainee's copies leave out the exercises' answers (cells tagged ``answer``); ``trainer`` keeps them."""
+    A trainee's copies leave out the exercises' answers (cells tagged ``answer``); ``trainer`` keeps them.
+    Beside them: each notebook's reference run (from ``runs``, default runs/) and the course's
+    index.html; ``status`` also runs every exercise's read-only checker on the lab for the index."""
     params_path = resolve(params_file).resolve()
     params = load_params(params_path)  # a bad params file stops here, before anything is written
     sources = training_notebooks()
@@ -66,4 +69,19 @@ def prepare(params_file: str, out: str | Path, trainer: bool = False) -> Path:
             "\n\n**Trainer copy**: the answers to the exercises are shown." if trainer else "")
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(banner))
         nbformat.write(nb, dest / src.name)
+    course_index(params_file, dest, runs=runs, status=status)
     return dest
+
+
+def course_index(params_file: str, out: str | Path, runs: Path | None = None, status: bool = False) -> Path:
+    """(Re)write the references and index.html in ``out``, never the notebooks; ``status``: check the lab first."""
+    from . import courseindex
+
+    params_path = resolve(params_file).resolve()
+    params = load_params(params_path)
+    dest = Path(out).expanduser().resolve()
+    if not dest.is_dir():
+        raise ValueError(f"{dest} does not exist: make the training copies first (hakit prepare --out {out})")
+    found = courseindex.check_status(params) if status else None
+    return courseindex.write_index(dest, params, str(params_path), [p.stem for p in training_notebooks()],
+                                   runs=runs, status=found)

@@ -197,8 +197,8 @@ FAST = Profile(
 )
 """Why these ``fast`` values (an attribute docstring, read by Sphinx):
 
-- token 1000 ms is a tuned value (corosync's own default is 3000 ms since 3.1,
-  the article's figure) and ample on a LAN, where the token circles a few nodes
+- token 1000 ms is a tuned value (corosync's own default since 3.1 is token 3000 ms,
+  consensus 3600 ms: the article's figures, which ``seed`` keeps) and ample on a LAN, where the token circles a few nodes
   in well under a millisecond; it cuts failure detection to a third.
 - consensus 1200 ms is the smallest value corosync allows (1.2 x token). When a
   node really dies the survivors may wait out consensus before forming the new

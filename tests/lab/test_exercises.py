@@ -74,3 +74,40 @@ def test_checker_not_done_then_done(course, ex_id):
         _settled(course.params)
     after = course.check(ex_id, **right)
     assert not after.passed, f"{ex_id} still passes after course.restore: {after}"
+
+
+def test_course_status_writes_what_the_checkers_find_into_the_index(cluster2, course, lab2_params, tmp_path):
+    """`hakit course status` on the built lab with one task done (ring0 down): the index shows that exercise
+    and the two read-only ones done, every other not done with the checker's reason; the build's own run
+    folder gives stages 01-06 their reference runs."""
+    import re
+
+    from hakit.courseindex import REFERENCE_SUFFIX
+    from hakit.prepare import course_index, prepare, training_notebooks
+
+    _, build = cluster2
+    t0 = time.monotonic()
+    out = prepare(str(lab2_params), tmp_path / "training", runs=build.parent)
+    print(f"\nprepare with references: {time.monotonic() - t0:.1f} s")
+    assert (out / "index.html").read_text().count("not checked</span>") == len(exercises.EXERCISES)
+    for nb in training_notebooks():
+        ref = out / f"{nb.stem}{REFERENCE_SUFFIX}"
+        assert ref.is_file() == (nb.stem in {p.stem for p in (build.glob("0[1-6]_*.ipynb"))}), nb.stem
+    assert f"cluster_name: {course.params.cluster.name}" in (out / f"03_corosync_rings{REFERENCE_SUFFIX}").read_text()
+    exec(course.exercise("03-ring0").call, {"course": course})
+    try:
+        assert exercises.wait_for(lambda: course.check("03-ring0", quorate=True), timeout_s=60).passed
+        t0 = time.monotonic()
+        page = course_index(str(lab2_params), out, runs=build.parent, status=True).read_text()
+        print(f"\ncourse status: every checker in {time.monotonic() - t0:.1f} s")
+    finally:
+        course.restore("03-ring0")
+        _settled(course.params)
+    done = {"03-ring0"} | READ_ONLY
+    for ex_id in exercises.EXERCISES:
+        row = re.search(rf"<code>{ex_id}</code>.*?</tr>", page).group(0)
+        if ex_id in done:
+            assert '<span class="done">done</span>' in row, row
+        else:
+            assert '<span class="todo">not done</span>' in row and "could not read the lab" not in row, row
+    assert "not checked</span>" not in page

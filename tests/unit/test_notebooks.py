@@ -74,3 +74,32 @@ def test_records_its_stage_for_headless_runs(path):
     via_driver = ".save(" in last.source and "record_dir=record_dir" in code
     direct = "record.save(" in last.source and "record_dir" in last.source
     assert via_driver or direct, f"{path.name}: last cell must save the record (run.save() or record.save)"
+
+
+FOLD = "## How hakit does it"
+
+
+@pytest.mark.parametrize("number, inside, kept_out", [
+    ("01", ["systemd-run --on-active", "fresh** SSH session", "flushed before `ifup`"], ["systemd-run"]),
+    ("04", ["ipmitool_path", "`-P <password>`", "ipmitool -f <file>"], ["ipmitool_path", "-P <password>"]),
+])
+def test_internals_sit_in_a_marked_fold_at_the_end_of_the_stage(number, inside, kept_out):
+    """The dense internals are one markdown section "How hakit does it" after the stage's record and before
+    its exercises; the teaching cells above point at it and no longer carry the mechanics."""
+    (path,) = (ROOT / "notebooks").glob(f"{number}_*.ipynb")
+    cells = nbformat.read(path, as_version=4).cells
+    folds = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith(FOLD)]
+    assert len(folds) == 1, f"{path.name}: one '{FOLD}' section"
+    i = folds[0]
+    record = max(j for j, c in enumerate(cells[:i]) if c.cell_type == "code")
+    assert ".save(" in cells[record].source, "the fold comes after the stage's record"
+    assert cells[i + 1].source.startswith("## Exercise "), "and right before the exercises"
+    fold = cells[i].source
+    assert "for the curious" in fold and all(t in fold for t in inside), fold
+    before = " ".join(c.source for c in cells[:i] if c.cell_type == "markdown")
+    assert "How hakit does it" in before, "the stage's text points at the fold"
+    assert not [t for t in kept_out if t in before], "the mechanics moved, not copied"
+    if number == "04":
+        from hakit import fencing
+
+        assert fencing.WRAPPER in fold and fencing.CRED_DIR in fold  # the names the code uses
