@@ -115,6 +115,8 @@ LAB3_ID, LAB3_NET = ("ht3", "10.80.") if SLOT == 0 else (f"h{SLOT}t", f"10.{101 
 # The VM lab (params/lab-bonding.yaml, one qemu VM node and one container): marker `vm`.
 LABVM_ID, LABVM_NET = ("htb", "10.83.") if SLOT == 0 else (f"h{SLOT}b", f"10.{120 + SLOT}.")
 VM_TOOLS = ("qemu-system-x86_64", "qemu-img", "mke2fs")
+# The all-VM lab (params/lab-vm.yaml, every node a qemu VM: real bonds, fencing): marker `vm`.
+LABV_ID, LABV_NET = ("htv", "10.89.") if SLOT == 0 else (f"h{SLOT}v", f"10.{160 + SLOT}.")
 # The Debian 12 lab (params/lab-bookworm.yaml, tests/lab/test_bookworm.py): the other labs run Debian 13.
 LABX_ID, LABX_NET = ("htx", "10.85.") if SLOT == 0 else (f"h{SLOT}x", f"10.{130 + SLOT}.")
 # Bare nodes (lab.image bare, as `make demo`): stage 00 installs from the lab's package mirror.
@@ -194,13 +196,34 @@ def labvm_params(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def _labvm_session(labvm_params):
+def labv_params(tmp_path_factory) -> Path:
+    return derived_params(
+        tmp_path_factory.mktemp("paramsv"), "lab-vm.yaml", LABV_ID, "10.82.", LABV_NET, "hakit-testv", RELEASE
+    )
+
+
+def _require_vm_tools() -> None:
+    """Skip (fail under CI) when qemu and friends are missing."""
     missing = [t for t in VM_TOOLS if not shutil.which(t)]
     if missing and not _lab_unavailable():
         reason = f"missing tools for the VM node: {', '.join(missing)} (run `make setup VM=1`; `make test` does)"
         if os.environ.get("CI"):
             pytest.fail(f"the VM lab cannot start under CI: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def start_vm_lab():
+    """Like start_lab, for params with VM nodes: checks the VM tooling first."""
+    def start(params_file: Path) -> Lab:
+        _require_vm_tools()
+        return _start(params_file)
+    return start
+
+
+@pytest.fixture(scope="session")
+def _labvm_session(labvm_params):
+    _require_vm_tools()
     lab = _start(labvm_params)
     yield lab
     lab.down()

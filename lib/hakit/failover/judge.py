@@ -93,8 +93,9 @@ def _signature(st: ClusterStatus) -> tuple:
 
 def detect_recover(cluster: list[ClusterSample], t_inject: float, t_end: float, baseline: ClusterStatus,
                    expected: str, recover_from: float | None = None) -> tuple[float, float]:
-    """When the cluster's view first changed after the fault, and when vip+httpd ran on the expected node again
-    (not before ``recover_from``: a two-step fault is over only after its second step)."""
+    """When the cluster's view first changed after the fault, and when vip+httpd had started on the expected
+    node again (their starts finished, not still ``Starting``; not before ``recover_from``: a two-step fault
+    is over only after its second step)."""
     base_sig = _signature(baseline)
     detect = math.nan
     recover = math.nan
@@ -105,7 +106,7 @@ def detect_recover(cluster: list[ClusterSample], t_inject: float, t_end: float, 
             detect = s.t - t_inject
         if recover_from is not None and s.t < recover_from:
             continue
-        if not math.isnan(detect) and s.status.where("vip") == expected and s.status.where("httpd") == expected \
+        if not math.isnan(detect) and s.status.serving("vip") == expected and s.status.serving("httpd") == expected \
                 and math.isnan(recover):
             recover = s.t - t_inject
     return detect, recover
@@ -145,8 +146,11 @@ def judge(o: Observation) -> list[str]:
         problems.append(f"served by {served_after} at the end of the fault, expected {o.expected}")
     if not dt.recovered:
         problems.append(f"the service had not recovered {o.t_restore - o.t_inject:.1f} s after the fault")
-    if not scn.outage_expected and dt.failed_probes and not sb:
-        problems.append(f"{dt.failed_probes} failed probe(s) where no outage was expected")
+    blip = scn.max_blip_s and dt.recovered and dt.outages == 1 and dt.seconds <= scn.max_blip_s
+    if not scn.outage_expected and dt.failed_probes and not sb and not blip:
+        problems.append(f"{dt.failed_probes} failed probe(s) where no outage was expected"
+                        + (f" (one gap of at most {scn.max_blip_s:.1f} s is accepted; seen {dt.seconds:.2f} s in "
+                           f"{dt.outages} gap(s))" if scn.max_blip_s else ""))
     if o.home:  # the incident was watched to its end
         fb = failback(o)
         if o.t_back is None:

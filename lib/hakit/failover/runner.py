@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import fencing
 from ..facts.pacemaker import ClusterStatus, FenceEvent, parse_fence_history
 from ..lab import Lab
 from ..params import Params
@@ -281,6 +282,29 @@ def _refresh(hosts: dict[str, Host], params: Params) -> None:
             hosts[n.name] = connect(params, n)
 
 
+def fence_delay_s(params: Params) -> float:
+    """The fence delay on the preferred node's device (every scenario starts there); 0 without fencing."""
+    if not params.pacemaker.stonith_enabled:
+        return 0.0
+    for r in fencing.stonith_resources(params):
+        if r.target == params.preferred_node:
+            return float(r.attributes.get("pcmk_delay_base", "0s").rstrip("s") or 0)
+    return 0.0
+
+
+OBSERVE_MIN_S = 30.0
+
+
+def observe_window(params: Params, profile: str) -> float:
+    """How long a trial waits for the service to come back: twice the time a lost node costs before
+    anything may start (detection + fence delay), plus 30 s for the fence agent and the starts. Only a
+    trial that does not recover waits it out; VM nodes under TCG start Apache in about 12 s."""
+    from ..profiles import get_profile
+
+    lost = get_profile(profile).failure_detection_ms(len(params.nodes)) / 1000 + fence_delay_s(params)
+    return max(OBSERVE_MIN_S, OBSERVE_MIN_S + 2 * lost)
+
+
 def run_suite(lab: Lab, params: Params, scenarios: list[Scenario], trials: int, profile: str,
               progress: Progress | None = None, strict: bool = False, **kw: Any) -> tuple[pd.DataFrame, list[Trial]]:
     """Every scenario ``trials`` times; returns the tidy table and the raw trials (for charts)."""
@@ -288,6 +312,7 @@ def run_suite(lab: Lab, params: Params, scenarios: list[Scenario], trials: int, 
 
     hosts = connect_nodes(params)
     done: list[Trial] = []
+    kw.setdefault("observe_s", observe_window(params, profile))
     try:
         for scn in scenarios:
             for i in range(1, trials + 1):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import fencing, record
+from .. import record
 from ..errors import ParamsError
 from ..lab import Lab
 from ..notebook import connect_nodes, repo_root
@@ -19,18 +19,10 @@ from ..stages.driver import JOURNAL_DIR, journal_files
 from . import charts, runner
 from . import scenarios as catalogue
 from .profile import use_profile
+from .runner import fence_delay_s
 
 STAGE = "07 failover tests"
 
-
-def fence_delay_s(params: Params) -> float:
-    """The fence delay on the preferred node's device (every scenario starts there); 0 without fencing."""
-    if not params.pacemaker.stonith_enabled:
-        return 0.0
-    for r in fencing.stonith_resources(params):
-        if r.target == params.preferred_node:
-            return float(r.attributes.get("pcmk_delay_base", "0s").rstrip("s") or 0)
-    return 0.0
 
 
 def bounds(params: Params, prof: Profile) -> pd.DataFrame:
