@@ -266,6 +266,30 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rolling(args: argparse.Namespace) -> int:
+    from . import rolling
+    from .notebook import connect_nodes, load
+
+    params = load(args.params)
+    if args.work == "pacemaker-restart" and not args.node:
+        raise ValueError("rolling pacemaker-restart needs --node NODE (the node whose pacemaker restarts "
+                         "under maintenance-mode)")
+    hosts = connect_nodes(params)
+    say = (lambda m: print(("(dry run) " if args.dry_run else "") + m, flush=True))
+    try:
+        if args.work == "pacemaker-restart":
+            rolling.maintenance_restart(params, hosts, args.node, dry_run=args.dry_run, progress=say)
+            return 0
+        r = rolling.rollout(params, hosts, args.work, dry_run=args.dry_run, rejoin_timeout_s=args.rejoin_timeout,
+                            progress=say)
+        if not args.dry_run:
+            print(r.frame().to_string(index=False))
+    finally:
+        for h in hosts.values():
+            h.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hakit", description="HA cluster runbooks and local lab")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -333,6 +357,16 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--show", action="store_true", help="only say who holds it; change nothing")
     u.add_argument("--force", action="store_true", help="clear it even if its holder may still be running")
     u.set_defaults(func=cmd_unlock)
+    ro = sub.add_parser("rolling", help="node by node without stopping the service: restart (corosync + pacemaker) "
+                                        "or upgrade (apt-get upgrade), each node in standby meanwhile; or "
+                                        "pacemaker-restart of one node under maintenance-mode (nothing moves)")
+    ro.add_argument("work", choices=["restart", "upgrade", "pacemaker-restart"])
+    ro.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
+    ro.add_argument("--node", default="", help="pacemaker-restart: the node")
+    ro.add_argument("--dry-run", action="store_true", help="list the steps; change nothing")
+    ro.add_argument("--rejoin-timeout", type=float, default=180.0,
+                    help="s a node may take to rejoin the membership after its work before the rollout stops")
+    ro.set_defaults(func=cmd_rolling)
     pr = sub.add_parser("prepare", help="parameter-filled notebook copies for a trainee (JupyterLab)")
     pr.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
     pr.add_argument("--out", default="training", help="folder for the copies (default training/)")

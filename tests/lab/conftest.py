@@ -121,6 +121,8 @@ LABV_ID, LABV_NET = ("htv", "10.89.") if SLOT == 0 else (f"h{SLOT}v", f"10.{160 
 LABX_ID, LABX_NET = ("htx", "10.85.") if SLOT == 0 else (f"h{SLOT}x", f"10.{130 + SLOT}.")
 # Bare nodes (lab.image bare, as `make demo`): stage 00 installs from the lab's package mirror.
 LABE_ID, LABE_NET = ("hte", "10.87.") if SLOT == 0 else (f"h{SLOT}e", f"10.{140 + SLOT}.")
+# A lab of its own for one lone corosync on a node with nothing else running (tests/lab/test_token_default.py).
+LABK_ID, LABK_NET = ("htk", "10.91.") if SLOT == 0 else (f"h{SLOT}k", f"10.{180 + SLOT}.")
 # The article's cluster as it was: no fencing (tests/lab/test_unfenced_split_brain.py).
 LABU_ID, LABU_NET = ("htu", "10.88.") if SLOT == 0 else (f"h{SLOT}u", f"10.{150 + SLOT}.")
 
@@ -146,6 +148,12 @@ def labx_params(tmp_path_factory) -> Path:
 def labe_params(tmp_path_factory) -> Path:
     return derived_params(tmp_path_factory.mktemp("paramse"), "lab.yaml", LABE_ID, "10.77.", LABE_NET, "hakit-teste",
                           RELEASE, image="bare")
+
+
+@pytest.fixture(scope="session")
+def labk_params(tmp_path_factory) -> Path:
+    return derived_params(tmp_path_factory.mktemp("paramsk"), "lab.yaml", LABK_ID, "10.77.", LABK_NET, "hakit-testk",
+                          RELEASE)
 
 
 @pytest.fixture(scope="session")

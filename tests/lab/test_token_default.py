@@ -3,8 +3,9 @@
 Notebook 03 and lib/hakit/profiles.py say which token and consensus corosync uses when corosync.conf
 names none, and that the `seed` profile keeps exactly those. Here one lab node runs corosync alone
 on a minimal corosync.conf without any timing line; its runtime values (`corosync-cmapctl`) must be
-the figures both texts state (parsed from the prose), and the seed profile's. The node's own
-corosync.conf is put back and corosync stopped afterwards, so the lab is as it was.
+the figures both texts state (parsed from the prose), and the seed profile's. The test has a lab
+of its own (fresh nodes, nothing running); the node's own corosync.conf is put back and corosync
+stopped afterwards.
 """
 
 from __future__ import annotations
@@ -39,8 +40,17 @@ def _runtime(lab, key: str) -> int:
     return int(out.rsplit("=", 1)[-1])
 
 
+@pytest.fixture(scope="module")
+def fresh_lab(labk_params, start_lab):
+    """A lab of its own, fresh: no cluster runs on its nodes (the shared test labs may run one)."""
+    lab = start_lab(labk_params)
+    yield lab
+    lab.down()
+
+
 @pytest.fixture
-def lone_corosync(lab2):
+def lone_corosync(fresh_lab):
+    lab2 = fresh_lab
     node = lab2.params.node(NODE)
     conf = _minimal_conf("hakit-token-default", node.nodeid, str(node.private_ip))
     assert not [ln for ln in conf.splitlines() if ln.strip().startswith(("token", "consensus"))]
