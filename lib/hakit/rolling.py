@@ -10,7 +10,13 @@ stays in standby (the service runs elsewhere), the nodes before it are done, the
 untouched, and the error says exactly that.
 
 `maintenance_restart` is the other way: maintenance-mode on (pacemaker manages nothing, so what
-runs keeps running), restart pacemaker on one node, maintenance-mode off; nothing moves.
+runs keeps running), restart pacemaker on one node, maintenance-mode off; nothing moves. One
+thing needs care there, seen on the lab: the node's transient attributes go with its pacemaker,
+so its `pingd` is gone after the restart, and under maintenance-mode no ping monitor runs to set
+it again. Ended like that, the `vip-needs-gateway` rule bans the VIP from the node at once and
+the service moves away and back (1-2 s outage). So before maintenance ends, the node pings the
+gateway itself and, if it answers, its `pingd` is set again to the value it had before
+(`attrd_updater`); if it does not answer, `pingd` stays unset and the VIP leaves, as it should.
 
 Everything runs under the cluster lock, taken once for the whole rollout; the day-2 operations
 inside it take it again under the same owner. A dry run lists the steps and sends nothing that
@@ -220,8 +226,12 @@ def maintenance_restart(params: Params, hosts: MutableMapping[str, Runner], node
     say = progress or (lambda m: None)
     params.node(node)
     _refuse_unless_ready(hosts, params)
+    gw = params.networks.public.gateway
     steps = ["crm configure property maintenance-mode=true", f"{node}: systemctl restart pacemaker",
-             f"wait until {node} is a cluster member again", "crm configure property maintenance-mode=false",
+             f"wait until {node} is a cluster member again",
+             f"{node}: ping {gw}; if it answers, attrd_updater --name pingd --update <its value before> "
+             f"--node {node} (the restart cleared it, and no ping monitor runs under maintenance-mode)",
+             "crm configure property maintenance-mode=false",
              "wait until the cluster is healthy (pacemaker re-probes what runs; nothing should restart)"]
     if dry_run:
         for s in steps:
@@ -230,12 +240,21 @@ def maintenance_restart(params: Params, hosts: MutableMapping[str, Runner], node
     via = next(n.name for n in params.nodes if n.name != node)
     with _held(hosts):
         ops = Operations(params, hosts, dry_run=False, record_dir=record_dir)
+        pingd = cibstage.status(hosts[via]).attribute(node, "pingd")
         say(steps[0])
         ops.maintenance(True)
         say(steps[1])
         hosts[node].run("systemctl restart pacemaker", timeout=300)
         _wait(f"{node} back in the membership", lambda: _member(hosts, params, node, via), timeout_s)
         say(steps[3])
+        reach = hosts[node].run(["ping", "-n", "-q", "-c", "2", "-W", "1", str(gw)], check=False, timeout=30)
+        if pingd and reach.ok:
+            hosts[node].run(["attrd_updater", "--name", "pingd", "--update", pingd, "--node", node], timeout=30)
+            _wait(f"pingd={pingd} on {node} again",
+                  lambda: cibstage.status(hosts[via]).attribute(node, "pingd") == pingd, timeout_s)
+        else:
+            say(f"{node}: the gateway does not answer (or pingd was unset): pingd stays unset, the VIP will leave")
+        say(steps[4])
         ops.maintenance(False)
         _wait("the cluster healthy", lambda: _healthy_via(hosts, params, via), timeout_s)
     return steps
