@@ -169,3 +169,7 @@ def test_node_crash_apache_crash_and_slave_loss_on_kernel_bonds(deployed, tmp_pa
     for n in NODES:
         evidence.wait_until(f"{n}: every bond on its primary slave", lambda n=n: all(
             b.active_slave == slaves[0] and b.is_up for (_, slaves), b in zip(BONDS, kernel_bonds(lab, n).values())), 30)
+    # vm-node1 booted again after its fence: ifupdown brought its bonds up, the lab's first-address unit
+    # left the slaves to it.
+    log = sh(lab, "vm-node1", "journalctl -b -u hakit-lab-node --no-pager")
+    assert "eth0 is configured by ifupdown; left to it" in log, log
