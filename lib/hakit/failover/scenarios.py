@@ -456,18 +456,13 @@ def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None,
     if bad or not names:
         raise ValueError(f"scenarios {bad or names!r}: unknown; valid: all, default, extended, "
                          f"{', '.join(SCENARIOS)}")
-    if fencing is False:
-        need = [n for n in names if SCENARIOS[n].needs_fencing]
-        if need:
-            raise ValueError(
-                f"scenario {', '.join(need)} tests fencing, but this cluster runs without it "
-                "(pacemaker.stonith_enabled is false); enable fencing or leave it out"
-            )
-    if bonds is False:
-        need = [n for n in names if SCENARIOS[n].needs_bonds]
-        if need:
-            raise ValueError(
-                f"scenario {', '.join(need)} pulls a slave of a real bond, but these nodes have no kernel bonds "
-                "(container nodes get one plain link per network); use VM nodes (params/lab-vm.yaml) or leave it out"
-            )
+    # What a scenario needs that this cluster lacks: refused by name, with what to do instead.
+    lacking = ((fencing is False, "needs_fencing", "tests fencing, but this cluster runs without it "
+                "(pacemaker.stonith_enabled is false); enable fencing or leave it out"),
+               (bonds is False, "needs_bonds", "pulls a slave of a real bond, but these nodes have no kernel bonds "
+                "(container nodes get one plain link per network); use VM nodes (params/lab-vm.yaml) or leave it out"))
+    for lacks, flag, why in lacking:
+        need = [n for n in names if getattr(SCENARIOS[n], flag)]
+        if lacks and need:
+            raise ValueError(f"scenario {', '.join(need)} {why}")
     return [for_cluster(SCENARIOS[n], nodes, no_quorum_policy) for n in names]
