@@ -353,3 +353,14 @@ def test_cloned_constraints_put_the_vip_with_apache(lab: Params) -> None:
     article = _xml(constraints(lab))
     for cid in ("preferred-node", "vip-needs-gateway"):
         assert ET.tostring(x[cid]) == ET.tostring(article[cid])
+
+
+def test_notebook_06_shows_both_layouts_side_by_side(lab: Params) -> None:
+    from hakit.stages.constraints import layout_texts
+
+    t = layout_texts(lab)
+    assert list(t) == ["article", "cloned-apache"]
+    assert t["article"].endswith("colocation httpd-with-vip inf: httpd vip\n") and "clone" not in t["article"]
+    assert t["cloned-apache"].endswith("clone httpd-clone httpd \\\n    meta interleave=true\n"
+                                       "colocation vip-with-httpd inf: vip httpd-clone\n")
+    assert t["article"].split("\ncolocation")[0] in t["cloned-apache"]  # the same httpd primitive in both

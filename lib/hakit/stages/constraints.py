@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from ..facts.pacemaker import ClusterStatus
 from ..params import Params
-from ..render.cib import Bundle, constraints
+from ..render.cib import Bundle, colocation, constraints, resources
 from ..runner import Runner
 from . import cibstage
 from .base import Plan, Verification
@@ -34,6 +34,20 @@ SLUG = "06-constraints"
 
 def bundle(params: Params) -> Bundle:
     return constraints(params)
+
+
+LAYOUTS = ("article", "cloned-apache")
+
+
+def layout_texts(params: Params) -> dict[str, str]:
+    """The crm text of what differs between the layouts (Apache's resource and the colocation), per
+    layout, for these params: what stages 5 and 6 would set under each ``pacemaker.layout``."""
+    out = {}
+    for name in LAYOUTS:
+        p = params.model_copy(update={"pacemaker": params.pacemaker.model_copy(update={"layout": name})})
+        apache = [i.crm() for i in resources(p).items if "httpd" in i.key]
+        out[name] = "\n".join(apache + [colocation(p).crm()]) + "\n"
+    return out
 
 
 @dataclass(frozen=True)
