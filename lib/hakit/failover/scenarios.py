@@ -310,6 +310,9 @@ SCENARIOS: dict[str, Scenario] = {
             "through its BMC (after the fence delay that protects the preferred node), then takes the VIP and "
             "starts Apache; when the node is back, the VIP returns to the preferred node (a second, short outage)",
             moves=True, outage_expected=True, inject=_power_cut, restore=_power_on, fenced="active",
+            expected_cloned="corosync misses the token (token + consensus); with fencing the survivor first powers "
+            "the node off through its BMC (after the fence delay), then takes the VIP: its Apache already runs. "
+            "When the node is back its Apache instance starts and the VIP returns to it (a second, short outage)",
         ),
         Scenario(
             "apache-crash", "kill -9 every Apache process on the active node",
@@ -329,6 +332,8 @@ SCENARIOS: dict[str, Scenario] = {
             "planned-move", "put the active node in standby, later back online",
             "a clean, ordered move: Apache and the VIP stop on the node and start on the other; back when online",
             moves=True, outage_expected=True, inject=_standby, restore=_online,
+            expected_cloned="the node stops its VIP and its Apache instance; the VIP starts on the other node, whose "
+            "Apache keeps running (never stopped); back when online",
         ),
         Scenario(
             "ring0-loss", "take the active node's ring0 link (private network) down",
