@@ -84,3 +84,17 @@ def test_the_catalogue_says_what_moves_in_the_cloned_layout() -> None:
     assert "already runs" in scenarios.SCENARIOS["node-crash"].expected_text(None, httpd_cloned=True)
     idle = scenarios.SCENARIOS["idle"]  # where the layouts behave alike, one text serves both
     assert idle.expected_text(None, httpd_cloned=True) == idle.expected
+
+
+def test_the_score_table_reads_the_clone_row_beside_the_vip(load_fixture) -> None:
+    from hakit.stages.scores import CLONED_RESOURCES, ScoreView, parse_scores
+
+    now = parse_scores(load_fixture("captured/trixie/crm_simulate-scores-cloned-apache.txt"))
+    cut = parse_scores(load_fixture("captured/trixie/crm_simulate-scores-cloned-apache-gateway-cut.txt"))
+    v = ScoreView(B, A, now, cut, (A, B), resources=CLONED_RESOURCES)
+    rows = v.to_frame().set_index(["resource", "node"])
+    assert "?" not in rows.to_numpy()  # every row found in pacemaker's own output
+    assert rows.loc[("vip", A)].tolist() == ["100", "-INFINITY"] and rows.loc[("vip", B)].tolist() == ["0", "0"]
+    # the VIP's preference reaches the clone through vip-with-httpd: 100 on vm-node1, gone without its gateway
+    assert rows.loc[("httpd-clone", A)].tolist() == ["100", "0"]
+    assert v.winner(now) == A and v.winner(cut) == B
