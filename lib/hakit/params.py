@@ -318,6 +318,26 @@ class Pacemaker(Strict):
         default=FailurePolicy(), description="failure policy of the service: migration threshold, failure "
         "timeout, stickiness (stage 5)",
     )
+    layout: Literal["article", "cloned-apache"] = Field(
+        default="article", description="how stages 5-6 place Apache: 'article' runs one httpd beside the VIP "
+        "(colocation httpd-with-vip); 'cloned-apache' runs httpd on every node as httpd-clone and only the VIP "
+        "moves (colocation vip-with-httpd)",
+    )
+
+    @model_validator(mode="after")
+    def _layout_policy(self) -> "Pacemaker":
+        if self.layout == "cloned-apache" and self.resources.resource_stickiness is not None:
+            raise ValueError(
+                f"pacemaker.layout cloned-apache with pacemaker.resources.resource_stickiness "
+                f"{self.resources.resource_stickiness}: whether the VIP fails back under stickiness was measured "
+                "for the article layout only; leave resource_stickiness out or use layout article"
+            )
+        return self
+
+    @property
+    def cloned_apache(self) -> bool:
+        """Apache runs on every node (httpd-clone) and only the VIP moves."""
+        return self.layout == "cloned-apache"
 
 
 class Ssh(Strict):

@@ -54,7 +54,9 @@ CRM_SHOW: Legend = (
     ("op monitor", "op monitor", "how often pacemaker checks the resource (interval) and how long a check may take"),
     ("op start", "op start / stop", "how long a start or stop may take before pacemaker counts it failed"),
     ("meta ", "meta", "the resource's options: migration-threshold, failure-timeout, resource-stickiness"),
-    ("clone ", "clone", "one resource run on every node (the gateway ping)"),
+    ("clone ", "clone", "one resource run on every node (the gateway ping; Apache too in the cloned-apache layout)"),
+    ("colocation vip-with-httpd", "colocation vip-with-httpd", "the VIP runs only where an Apache instance runs "
+     "(cloned-apache layout: Apache on every node, the VIP moves alone)"),
     ("colocation", "colocation", "httpd runs where the VIP runs (inf: always together)"),
     ("location preferred-node", "location ... 100:", "the VIP prefers the first node with score 100"),
     ("rule -inf:", "rule", "the VIP is banned where pingd is missing or 0: where the gateway does not answer"),

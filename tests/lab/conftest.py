@@ -125,6 +125,8 @@ LABE_ID, LABE_NET = ("hte", "10.87.") if SLOT == 0 else (f"h{SLOT}e", f"10.{140 
 LABK_ID, LABK_NET = ("htk", "10.91.") if SLOT == 0 else (f"h{SLOT}k", f"10.{180 + SLOT}.")
 # The article's cluster as it was: no fencing (tests/lab/test_unfenced_split_brain.py).
 LABU_ID, LABU_NET = ("htu", "10.88.") if SLOT == 0 else (f"h{SLOT}u", f"10.{150 + SLOT}.")
+# Apache cloned on every node (pacemaker.layout cloned-apache, tests/lab/test_cloned_apache.py).
+LABC_ID, LABC_NET = ("htc", "10.90.") if SLOT == 0 else (f"h{SLOT}c", f"10.{170 + SLOT}.")
 
 
 @pytest.fixture(scope="session")
@@ -164,6 +166,17 @@ def labu_params(tmp_path_factory) -> Path:
     lines = [ln.replace("stonith_enabled: true", "stonith_enabled: false") for ln in f.read_text().splitlines()
              if not ln.strip().startswith(("fencing:", "agent: fence_"))]
     f.write_text("\n".join(lines) + "\n")
+    return f
+
+
+@pytest.fixture(scope="session")
+def labc_params(tmp_path_factory) -> Path:
+    """params/lab.yaml with Apache cloned on every node (``pacemaker.layout: cloned-apache``)."""
+    f = derived_params(tmp_path_factory.mktemp("paramsc"), "lab.yaml", LABC_ID, "10.77.", LABC_NET,
+                       "hakit-testc", RELEASE)
+    text, n = re.subn(r"(?m)^(  layout:)\s*article\b", r"\g<1> cloned-apache", f.read_text(), count=1)
+    assert n == 1, "params/lab.yaml sets no pacemaker.layout to replace"
+    f.write_text(text)
     return f
 
 

@@ -390,3 +390,44 @@ def test_switching_profiles_also_patches_the_profiles_dc_deadtime(article: Param
     assert c.patches == 1 and cib.managed_missing(render_properties(article, FAST), c.cib) == []
     assert '<nvpair id="cib-bootstrap-options-dc-deadtime" name="dc-deadtime" value="5s"' in c.cib
     assert use_profile(c.hosts, article, "fast", tmp_path) == [] and c.patches == 1  # already so: nothing sent
+
+
+# ---------------------------------------------------------------- the cloned-apache layout
+
+
+def _cloned(params: Params) -> Params:
+    return params.model_copy(update={"pacemaker": params.pacemaker.model_copy(update={"layout": "cloned-apache"})})
+
+
+def test_stage5_and_6_cloned_plan_the_clone_and_the_turned_colocation(lab: Params, tmp_path: Path) -> None:
+    params = _cloned(lab)
+    c = Cluster(params, after_stage4(params))
+    stage = ResourcesStage(params)
+    p = stage.plan(stage.gather(c.hosts))
+    assert cibstage.patch_of(p).elements == [  # type: ignore[union-attr]
+        "add primitive vip", "add clone httpd-clone", "add clone cloned-ping-gateway"]
+    driver.apply(p, c.hosts, dry_run=False, record_dir=tmp_path / "05")
+    assert c.patches == 1 and '<clone id="httpd-clone">' in c.cib and '<primitive id="httpd"' in c.cib
+    apache_ready(c, params)
+    assert stage.plan(stage.gather(c.hosts)).ops == []  # converged: a second run changes nothing
+    six = ConstraintsStage(params)
+    p = six.plan(six.gather(c.hosts))
+    assert p.program() == [f"cluster  cibadmin --patch through vm-node1 against CIB configuration {_conf(c.cib)}: "
+                           "add colocation vip-with-httpd; add location preferred-node; add location vip-needs-gateway"]
+
+
+def _conf(xml: str) -> str:
+    v = cib.CibSnapshot.parse(xml).version
+    return f"{v.admin_epoch}.{v.epoch}"
+
+
+def test_cloned_layout_on_an_article_cluster_is_refused_naming_the_id(lab: Params) -> None:
+    """Switching a built article cluster to the clone is not planned as an edit: the CIB already holds
+    primitive httpd at the top of <resources>, and the stage says so before anything is sent."""
+    params = _cloned(lab)
+    c = Cluster(params, STAGE6, crm_mon=MON_RUNNING)
+    apache_ready(c, params)
+    stage = ResourcesStage(params)
+    with pytest.raises(cib.CibConflict, match="clone httpd-clone: id\\(s\\) .*'httpd'.* already exist"):
+        stage.plan(stage.gather(c.hosts))
+    assert c.patches == 0 and [s for h in c.hosts.values() for s in h.changing(READ_ONLY)] == []

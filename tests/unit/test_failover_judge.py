@@ -168,6 +168,8 @@ def test_apache_crash_under_the_shipped_policy_moves_and_fails_back() -> None:
     assert s.expected_node(A, B, FailurePolicy(migration_threshold=3)) == A  # one failure is not three
     assert "the VIP moves with it" in s.expected_text(moving) and "fails back" in s.expected_text(moving)
     assert "restarts Apache on the same node" in s.expected_text(in_place)
+    cloned = s.expected_text(moving, httpd_cloned=True)
+    assert "colocation vip-with-httpd inf" in cloned and "httpd-with-vip" not in cloned and "fails back" in cloned
     o = obs("apache-crash", True, httpd_failcount=1, home=A, t_back=85.0)
     o.expected = B
     o.probes = probes(A, B, (10.0, 11.0))

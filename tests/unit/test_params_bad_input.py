@@ -261,3 +261,30 @@ def test_lab_release_defaults_to_trixie_and_lab_bookworm_yaml_picks_bookworm():
     for name in ("lab.yaml", "lab-3node.yaml", "lab-bonding.yaml", "lab-trixie.yaml"):
         assert load_params(ROOT / "params" / name).lab.release == "trixie", name
     assert load_params(ROOT / "params" / "lab-bookworm.yaml").lab.release == "bookworm"
+
+
+# ---- the Apache layout (issue #16): a name pacemaker.layout knows, and no untested combination
+
+
+def test_an_unknown_layout_names_the_field_value_and_the_valid_ones():
+    d = data()
+    d["pacemaker"]["layout"] = "cloned"
+    msg = bad(d)
+    assert "pacemaker.layout" in msg and "'cloned'" in msg
+    assert "'article'" in msg and "'cloned-apache'" in msg
+
+
+def test_the_layout_defaults_to_the_articles():
+    assert parse_params(data()).pacemaker.layout == "article"
+    d = data()
+    d["pacemaker"]["layout"] = "cloned-apache"
+    assert parse_params(d).pacemaker.cloned_apache
+
+
+def test_stickiness_with_the_cloned_layout_is_refused_naming_both_fields():
+    d = data()
+    d["pacemaker"]["layout"] = "cloned-apache"
+    d["pacemaker"]["resources"]["resource_stickiness"] = 200
+    msg = bad(d)
+    assert "pacemaker.layout cloned-apache" in msg and "resource_stickiness 200" in msg
+    assert "leave resource_stickiness out or use layout article" in msg

@@ -312,3 +312,55 @@ def test_stickiness_counts_twice_against_the_preferred_score(lab: Params) -> Non
     assert not sticky.pacemaker.resources.fails_back  # 60 + 60 > 100 (measured: vip scores 120 on the survivor)
     assert _policy(lab, resource_stickiness=40).pacemaker.resources.fails_back
     assert _nv(_xml(resources(sticky, FAST))["vip"], "meta_attributes")["resource-stickiness"] == "60"
+
+
+# ---- the cloned-apache layout (pacemaker.layout): Apache on every node, only the VIP moves
+
+
+def _cloned(params: Params) -> Params:
+    return params.model_copy(update={"pacemaker": params.pacemaker.model_copy(update={"layout": "cloned-apache"})})
+
+
+def test_cloned_golden(lab: Params, golden: Callable[[str, str], None]) -> None:
+    bundles = _bundles(_cloned(lab), FAST)
+    golden("cib/lab-cloned-apache-fast.crm", "".join(b.crm() for b in bundles))
+    golden("cib/lab-cloned-apache-fast.xml", "".join(xml_text(b) for b in bundles))
+
+
+def test_cloned_apache_is_a_clone_of_the_same_primitive(lab: Params) -> None:
+    article, cloned = resources(lab, FAST), resources(_cloned(lab), FAST)
+    httpd = next(i for i in article.items if isinstance(i, Primitive) and i.id == "httpd")
+    clone = next(i for i in cloned.items if isinstance(i, Clone) and i.id == "httpd-clone")
+    assert clone.primitive == httpd  # same agent, params, ops and failure policy (migration-threshold inside)
+    assert article.ids() == ["primitive vip", "primitive httpd", "clone cloned-ping-gateway"]
+    assert cloned.ids() == ["primitive vip", "clone httpd-clone", "clone cloned-ping-gateway"]
+    e = clone.xml()
+    assert [c.tag for c in e] == ["primitive", "meta_attributes"]
+    assert _nv(e, "meta_attributes") == {"interleave": "true"}
+    assert _nv(e.find("primitive"), "meta_attributes") == {"migration-threshold": "1", "failure-timeout": "60s"}
+    assert clone.crm().endswith("clone httpd-clone httpd \\\n    meta interleave=true")
+
+
+def test_cloned_constraints_put_the_vip_with_apache(lab: Params) -> None:
+    b = constraints(_cloned(lab))
+    assert b.crm().splitlines()[0] == "colocation vip-with-httpd inf: vip httpd-clone"
+    x = _xml(b)
+    assert x["vip-with-httpd"].attrib == {"id": "vip-with-httpd", "score": "INFINITY", "rsc": "vip",
+                                          "with-rsc": "httpd-clone"}
+    assert "httpd-with-vip" not in x
+    assert x["preferred-node"].get("rsc") == "vip" and x["vip-needs-gateway"].get("rsc") == "vip"
+    # the location preference and the gateway rule are the same elements in both layouts
+    article = _xml(constraints(lab))
+    for cid in ("preferred-node", "vip-needs-gateway"):
+        assert ET.tostring(x[cid]) == ET.tostring(article[cid])
+
+
+def test_notebook_06_shows_both_layouts_side_by_side(lab: Params) -> None:
+    from hakit.stages.constraints import layout_texts
+
+    t = layout_texts(lab)
+    assert list(t) == ["article", "cloned-apache"]
+    assert t["article"].endswith("colocation httpd-with-vip inf: httpd vip\n") and "clone" not in t["article"]
+    assert t["cloned-apache"].endswith("clone httpd-clone httpd \\\n    meta interleave=true\n"
+                                       "colocation vip-with-httpd inf: vip httpd-clone\n")
+    assert t["article"].split("\ncolocation")[0] in t["cloned-apache"]  # the same httpd primitive in both

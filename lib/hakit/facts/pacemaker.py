@@ -121,6 +121,17 @@ class ClusterStatus:
         on = self.started_on(rsc_id)
         return on[0] if len(on) == 1 and self.running_on(rsc_id) == on else None
 
+    def service_node(self, httpd_cloned: bool = False) -> str | None:
+        """The node clients are served from: the VIP started there with Apache beside it, Apache on
+        no other node (the article's layout), or, with Apache cloned on every node (``httpd_cloned``),
+        an httpd instance started on the VIP's node. None while that is not the case."""
+        vip = self.serving("vip")
+        if vip is None:
+            return None
+        if httpd_cloned:
+            return vip if vip in self.started_on("httpd") else None
+        return vip if self.serving("httpd") == vip else None
+
     def where(self, rsc_id: str) -> str | None:
         """The one node running a primitive, or None if it runs nowhere (or on several)."""
         on = self.running_on(rsc_id)

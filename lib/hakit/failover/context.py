@@ -93,7 +93,7 @@ class TrialContext:
 
     def recovered(self, rsc: str, failures: int, timeout_s: float = 60.0) -> str | None:
         """Wait until the cluster has counted ``failures`` of ``rsc`` on the active node and runs it again on
-        one node, not failed; when that is the active node, also until a client is served by it again.
+        one node (cloned Apache: serves from one node, beside the VIP), not failed; when that is the active node, also until a client is served by it again.
         The node it runs on, or None if that did not happen within ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         url = f"http://{self.params.vip.address}/"
@@ -104,7 +104,11 @@ class TrialContext:
             except Exception:  # noqa: BLE001 - one failed read: read again
                 time.sleep(0.2)
                 continue
-            on = st.running_on(rsc)
+            if self.params.pacemaker.cloned_apache and rsc == "httpd":  # instances everywhere: where it serves
+                svc = st.service_node(True)
+                on = [svc] if svc else []
+            else:
+                on = st.running_on(rsc)
             if counted and len(on) == 1 and not any(r.failed for r in st.instances(rsc)):
                 if on[0] != self.active or http_get(url, 0.5).node == self.active:
                     return on[0]

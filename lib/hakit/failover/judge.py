@@ -42,6 +42,7 @@ class Observation:
     home: str = ""  # where the service must end the incident: the preferred node, or the survivor (stickiness)
     t_back: float | None = None  # when the cluster was settled there (None: it never was)
     policy: FailurePolicy | None = None  # the cluster's failure policy (None: pacemaker's defaults)
+    httpd_cloned: bool = False  # the cloned-apache layout: httpd runs on every node, only the VIP moves
     marks: list[float] = field(default_factory=list)  # when each step of a repeated fault was made
     notes: dict[str, Any] = field(default_factory=dict)  # what the scenario read on the nodes (its evidence)
 
@@ -92,10 +93,11 @@ def _signature(st: ClusterStatus) -> tuple:
 
 
 def detect_recover(cluster: list[ClusterSample], t_inject: float, t_end: float, baseline: ClusterStatus,
-                   expected: str, recover_from: float | None = None) -> tuple[float, float]:
+                   expected: str, recover_from: float | None = None,
+                   httpd_cloned: bool = False) -> tuple[float, float]:
     """When the cluster's view first changed after the fault, and when vip+httpd had started on the expected
     node again (their starts finished, not still ``Starting``; not before ``recover_from``: a two-step fault
-    is over only after its second step)."""
+    is over only after its second step). With Apache cloned: the VIP started there beside an httpd instance."""
     base_sig = _signature(baseline)
     detect = math.nan
     recover = math.nan
@@ -106,8 +108,7 @@ def detect_recover(cluster: list[ClusterSample], t_inject: float, t_end: float, 
             detect = s.t - t_inject
         if recover_from is not None and s.t < recover_from:
             continue
-        if not math.isnan(detect) and s.status.serving("vip") == expected and s.status.serving("httpd") == expected \
-                and math.isnan(recover):
+        if not math.isnan(detect) and s.status.service_node(httpd_cloned) == expected and math.isnan(recover):
             recover = s.t - t_inject
     return detect, recover
 
@@ -167,7 +168,7 @@ def judge(o: Observation) -> list[str]:
     if want_failcount and o.httpd_failcount != want_failcount:
         problems.append(f"httpd failcount on {o.active} is {o.httpd_failcount}, expected {want_failcount}")
     if not sb:  # CTS's first rule: a primitive runs on one node at most, as the cluster itself reports
-        for rsc in ("vip", "httpd"):
+        for rsc in ("vip",) if o.httpd_cloned else ("vip", "httpd"):  # a clone runs everywhere by design
             twice = [c for c in o.cluster if o.t_inject <= c.t and c.status is not None
                      and len(c.status.running_on(rsc)) > 1]
             if twice:
@@ -256,7 +257,8 @@ def _failure_recorded(o: Observation) -> list[str]:
     problems = []
     if not _httpd_failures(o):
         problems.append(f"crm_mon never listed a failed httpd action on {o.active} after `crm_resource --fail`")
-    if not any(any(r.failed for r in c.status.instances("httpd")) or not c.status.running_on("httpd") for c in seen):
+    if not any(any(r.failed for r in c.status.instances("httpd")) or o.active not in c.status.running_on("httpd")
+               for c in seen):
         problems.append("crm_mon never showed httpd failed or stopped: no recovery was seen")
     if not timeline.downtime(o.probes, o.t_inject, o.t_restore).failed_probes:
         problems.append("no client saw Apache stop: the recovery did not restart it")
@@ -352,7 +354,8 @@ def evidence(o: Observation) -> str:
 def trial_row(o: Observation, problems: list[str], profile: str, trial: int) -> TrialRow:
     """The CSV row of a judged trial."""
     dt = timeline.downtime(o.probes, o.t_inject, o.t_restore, end_of_window=o.t_restore)
-    detect, recover = detect_recover(o.cluster, o.t_inject, o.t_restore, o.baseline, o.expected, o.t_heal)
+    detect, recover = detect_recover(o.cluster, o.t_inject, o.t_restore, o.baseline, o.expected, o.t_heal,
+                                     o.httpd_cloned)
     fenced_ok = sorted({e.target for e in o.fences if e.ok})
     fb = failback(o) if o.home else None
     fb_s = round(fb.seconds, 3) if fb is not None else math.nan

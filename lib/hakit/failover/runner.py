@@ -63,8 +63,8 @@ class Trial:
 
 
 def healthy(st: ClusterStatus | None, params: Params, on: str | None = None) -> tuple[bool, str]:
-    """The normal layout: all online, vip+httpd on ``on`` (default: the preferred node), ping everywhere
-    with pingd, nothing failed."""
+    """The normal layout: all online, vip+httpd on ``on`` (default: the preferred node; in the cloned-apache
+    layout the VIP there and httpd on every node), ping everywhere with pingd, nothing failed."""
     if st is None:
         return False, "crm_mon unreadable"
     want = on or params.preferred_node
@@ -74,7 +74,7 @@ def healthy(st: ClusterStatus | None, params: Params, on: str | None = None) -> 
         s = st.nodes.get(n)
         if s is None or s.state != "online":
             problems.append(f"{n} {s.state if s else 'unknown'}")
-    if st.serving("vip") != want or st.serving("httpd") != want:
+    if not _service_home(st, params, want):
         problems.append(f"vip {cibstage.placement(st, 'vip')}, httpd {cibstage.placement(st, 'httpd')}")
     if len(st.started_on("ping-gateway")) != len(names):
         problems.append(f"ping on {st.running_on('ping-gateway')}")
@@ -83,6 +83,14 @@ def healthy(st: ClusterStatus | None, params: Params, on: str | None = None) -> 
     if any(r.failed for r in st.resources):
         problems.append("a resource is failed")
     return not problems, "; ".join(problems) or "healthy"
+
+
+def _service_home(st: ClusterStatus, params: Params, want: str) -> bool:
+    """The service on ``want``; with Apache cloned, also an httpd instance started on every node."""
+    cloned = params.pacemaker.cloned_apache
+    if st.service_node(cloned) != want:
+        return False
+    return not cloned or len(st.started_on("httpd")) == len(params.nodes)
 
 
 def settle(hosts: dict[str, Host], params: Params, timeout_s: float = 120, stable_s: float = 2.0,
@@ -128,7 +136,7 @@ def move_home(hosts: dict[str, Host], params: Params, timeout_s: float = 120) ->
     want = params.preferred_node
     hosts[via].run(f"crm_resource --move --resource vip --node {want}", timeout=60)
     try:
-        cibstage.wait_for(hosts[via], lambda s: s.serving("vip") == want and s.serving("httpd") == want, timeout_s)
+        cibstage.wait_for(hosts[via], lambda s: _service_home(s, params, want), timeout_s)
     finally:
         hosts[via].run("crm_resource --clear --resource vip", check=False, timeout=60)
 
@@ -172,7 +180,8 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
     # tie-break picks one, and not the same one for every fault): the trial expects the peer that serves.
     takers = others if expected != active and len(others) > 1 else [expected]
     fenced = scn.fenced_node(fencing, active, other)
-    obs = Observation(scn, fencing, active, other, expected, fenced, baseline, policy=policy)
+    obs = Observation(scn, fencing, active, other, expected, fenced, baseline, policy=policy,
+                      httpd_cloned=params.pacemaker.cloned_apache)
     # Where the incident ends: back on the preferred node, unless stickiness keeps a moved service.
     obs.home = active if policy.fails_back or expected == active else other
     watch_node = active if scn.watch_from == "active" else other  # a node the fault leaves up

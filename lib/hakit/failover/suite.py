@@ -87,8 +87,9 @@ class FailoverSuite:
         return f"profile {self.prof.name}: {self.prof.summary}; fencing: {self.params.pacemaker.stonith_enabled}"
 
     def catalogue(self) -> pd.DataFrame:
-        return pd.DataFrame([{"scenario": s.name, "fault": s.summary, "expected": s.expected_text(self.params.pacemaker.resources)}
-                             for s in self.chosen])
+        pm = self.params.pacemaker
+        return pd.DataFrame([{"scenario": s.name, "fault": s.summary,
+                              "expected": s.expected_text(pm.resources, pm.cloned_apache)} for s in self.chosen])
 
     def bounds(self) -> pd.DataFrame:
         b = bounds(self.params, self.prof)

@@ -30,6 +30,10 @@ HTTPD_STOP_TIMEOUT = "60s"
 HTTPD_MONITOR_TIMEOUT = "20s"
 PING_MONITOR_TIMEOUT = "60s"
 PING_MULTIPLIER = 1000
+# The cloned-apache layout (pacemaker.layout): Apache as a clone on every node. interleave lets another
+# clone ordered against this one pair with the instance on its own node rather than wait for all of them.
+HTTPD_CLONE = "httpd-clone"
+HTTPD_CLONE_META = (("interleave", "true"),)
 
 
 def score_xml(score: str | int) -> str:
@@ -149,6 +153,7 @@ class Primitive:
 class Clone:
     id: str
     primitive: Primitive
+    meta: tuple[tuple[str, str], ...] = ()  # the clone's own meta attributes (interleave, ...)
     section: Section = "resources"
 
     @property
@@ -156,11 +161,19 @@ class Clone:
         return f"clone {self.id}"
 
     def crm(self) -> str:
-        return f"{self.primitive.crm()}\nclone {self.id} {self.primitive.id}"
+        line = f"clone {self.id} {self.primitive.id}"
+        if self.meta:
+            line += " \\\n    meta " + " ".join(f"{k}={_crm_value(v)}" for k, v in self.meta)
+        return f"{self.primitive.crm()}\n{line}"
 
     def xml(self) -> ET.Element:
         e = ET.Element("clone", {"id": self.id})
         e.append(self.primitive.xml())
+        if self.meta:
+            ma_id = f"{self.id}-meta_attributes"
+            ma = ET.SubElement(e, "meta_attributes", {"id": ma_id})
+            for k, v in self.meta:
+                _nvpair(ma, ma_id, k, v)
         return e
 
 
@@ -308,8 +321,9 @@ def properties(params: Params, profile: Profile | None = None) -> Bundle:
 
 
 def resources(params: Params, profile: Profile | None = None) -> Bundle:
-    """Stage 5: the VIP, Apache, and the cloned gateway ping; the failure policy
-    (``pacemaker.resources``) as meta attributes of vip and httpd, the two that move together."""
+    """Stage 5: the VIP, Apache (one primitive, or ``httpd-clone`` in the cloned-apache layout), and the
+    cloned gateway ping; the failure policy (``pacemaker.resources``) as meta attributes of vip and httpd
+    (inside the clone: every instance has them)."""
     t = _profile(params, profile).resources
     meta = params.pacemaker.resources.meta()
     pub = params.networks.public
@@ -343,15 +357,24 @@ def resources(params: Params, profile: Profile | None = None) -> Bundle:
         ),
         (Op("monitor", f"{t.ping_monitor}s", PING_MONITOR_TIMEOUT),),
     )
-    return Bundle("05 resources", (vip, httpd, Clone("cloned-ping-gateway", ping)))
+    apache: Item = Clone(HTTPD_CLONE, httpd, HTTPD_CLONE_META) if params.pacemaker.cloned_apache else httpd
+    return Bundle("05 resources", (vip, apache, Clone("cloned-ping-gateway", ping)))
+
+
+def colocation(params: Params) -> Colocation:
+    """What ties the VIP and Apache together: the article's Apache follows the VIP; in the cloned-apache
+    layout the VIP follows a running Apache instance (every node runs one)."""
+    if params.pacemaker.cloned_apache:
+        return Colocation("vip-with-httpd", "inf", "vip", HTTPD_CLONE)
+    return Colocation("httpd-with-vip", "inf", "httpd", "vip")
 
 
 def constraints(params: Params) -> Bundle:
-    """Stage 6: the article's three constraints (no ordering; notebook 06 explains why)."""
+    """Stage 6: three constraints, all on the VIP's placement (no ordering; notebook 06 explains why)."""
     return Bundle(
         "06 constraints",
         (
-            Colocation("httpd-with-vip", "inf", "httpd", "vip"),
+            colocation(params),
             LocationPrefers("preferred-node", "vip", "100", params.preferred_node),
             LocationRule(
                 "vip-needs-gateway",

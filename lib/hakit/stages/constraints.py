@@ -5,6 +5,11 @@ No ordering constraint: Debian's Apache listens on every address (``Listen 80``)
 so it does not need the VIP to exist before it starts; starting both at once
 shortens every failover by Apache's start time. ``listens_on_any`` checks that
 premise on every node, and the notebook explains when an order would be needed.
+
+In the cloned-apache layout (``pacemaker.layout``) Apache runs on every node and
+the colocation turns round: the VIP goes where an httpd instance runs
+(``vip-with-httpd``); the location preference and the gateway rule are the VIP's
+in both layouts.
 """
 
 from __future__ import annotations
@@ -16,12 +21,12 @@ from dataclasses import dataclass
 
 from ..facts.pacemaker import ClusterStatus
 from ..params import Params
-from ..render.cib import Bundle, constraints
+from ..render.cib import Bundle, colocation, constraints, resources
 from ..runner import Runner
 from . import cibstage
 from .base import Plan, Verification
 from .driver import per_node
-from .resources import served_by
+from .resources import httpd_placed, served_by
 
 STAGE = "06 constraints"
 SLUG = "06-constraints"
@@ -29,6 +34,20 @@ SLUG = "06-constraints"
 
 def bundle(params: Params) -> Bundle:
     return constraints(params)
+
+
+LAYOUTS = ("article", "cloned-apache")
+
+
+def layout_texts(params: Params) -> dict[str, str]:
+    """The crm text of what differs between the layouts (Apache's resource and the colocation), per
+    layout, for these params: what stages 5 and 6 would set under each ``pacemaker.layout``."""
+    out = {}
+    for name in LAYOUTS:
+        p = params.model_copy(update={"pacemaker": params.pacemaker.model_copy(update={"layout": name})})
+        apache = [i.crm() for i in resources(p).items if "httpd" in i.key]
+        out[name] = "\n".join(apache + [colocation(p).crm()]) + "\n"
+    return out
 
 
 @dataclass(frozen=True)
@@ -88,10 +107,16 @@ class ConstraintsStage(cibstage.CibStage):
         return verify(hosts, self.params, wait_s=self.wait_s if wait else 0)
 
 
+def placed(st: ClusterStatus, params: Params) -> bool:
+    """The service on the preferred node: vip and httpd together there (article), or vip there beside an
+    httpd instance with httpd started on every node (cloned-apache)."""
+    cloned = params.pacemaker.cloned_apache
+    return st.service_node(cloned) == params.preferred_node and httpd_placed(st, params)
+
+
 def wait_placed(host: Runner, params: Params, timeout_s: float = 60) -> ClusterStatus:
-    """Poll until vip and httpd run together on the preferred node (or time out); return the last status."""
-    want = params.preferred_node
-    return cibstage.wait_for(host, lambda st: st.serving("vip") == want and st.serving("httpd") == want, timeout_s)
+    """Poll until the service runs on the preferred node as the layout says (or time out); return the last status."""
+    return cibstage.wait_for(host, lambda st: placed(st, params), timeout_s)
 
 
 def verify(hosts: Mapping[str, Runner], params: Params, wait_s: float = 60) -> Verification:
@@ -100,8 +125,8 @@ def verify(hosts: Mapping[str, Runner], params: Params, wait_s: float = 60) -> V
     wait_placed(hosts[cibstage.gather(hosts, params).via], params, wait_s)
     _, st = cibstage.verify_common(v, hosts, params, bundle(params))
     want = params.preferred_node
-    v.add(cibstage.CLUSTER, "vip and httpd together on the preferred node",
-          st.serving("vip") == want and st.serving("httpd") == want,
+    v.add(cibstage.CLUSTER, "vip on the preferred node, an httpd instance there, httpd on every node"
+          if params.pacemaker.cloned_apache else "vip and httpd together on the preferred node", placed(st, params),
           f"vip {cibstage.placement(st, 'vip')}, httpd {cibstage.placement(st, 'httpd')}; preferred {want}")
     ping_on = st.started_on("ping-gateway")
     v.add(cibstage.CLUSTER, "ping clone on every node", len(ping_on) == len(params.nodes), ", ".join(ping_on))

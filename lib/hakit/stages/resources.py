@@ -45,11 +45,13 @@ def policy_frame(params: Params) -> pd.DataFrame:
     after = ("stays on the survivor (stickiness)" if not p.fails_back else
              f"fails back to {params.preferred_node} when the failcount expires" if p.failure_timeout else
              f"fails back to {params.preferred_node} only after `crm resource cleanup httpd`")
+    on_fail = ("the VIP leaves it (colocation vip-with-httpd)" if params.pacemaker.cloned_apache
+               else "the VIP follows it")
     rows = [
         ("migration_threshold", "migration-threshold",
          "unset: INFINITY" if p.migration_threshold is None else str(p.migration_threshold),
          "an Apache crash restarts it in place, for ever" if p.migration_threshold is None else
-         f"after {p.migration_threshold} failure(s) on a node httpd is banned there; the VIP follows it"),
+         f"after {p.migration_threshold} failure(s) on a node httpd is banned there; {on_fail}"),
         ("failure_timeout", "failure-timeout", "unset: never" if p.failure_timeout is None else f"{p.failure_timeout}s",
          "the failcount stays until `crm resource cleanup`" if p.failure_timeout is None else
          f"a node's failcount expires {p.failure_timeout} s after its last failure"),
@@ -253,10 +255,18 @@ class ResourcesStage(cibstage.CibStage):
         return verify(hosts, self.params, self.profile.name, wait_s=self.wait_s if wait else 0)
 
 
+def httpd_placed(st: ClusterStatus, params: Params) -> bool:
+    """Apache runs as the layout says: on one node (article), or an instance started on every node (cloned-apache)."""
+    if params.pacemaker.cloned_apache:
+        return len(st.started_on("httpd")) == len(params.nodes) and st.running_on("httpd") == st.started_on("httpd")
+    return st.serving("httpd") is not None
+
+
 def wait_started(host: Runner, params: Params, timeout_s: float = 60) -> ClusterStatus:
-    """Poll crm_mon until vip, httpd and every ping clone instance run and pingd is set, or time out."""
+    """Poll crm_mon until vip, httpd (every instance of the clone in the cloned-apache layout) and every
+    ping clone instance run and pingd is set, or time out."""
     return cibstage.wait_for(host, lambda st: bool(
-        st.serving("vip") and st.serving("httpd")
+        st.serving("vip") and httpd_placed(st, params)
         and len(st.started_on("ping-gateway")) == len(params.nodes)
         and all(st.attribute(n.name, "pingd") not in (None, "0") for n in params.nodes)
     ), timeout_s)
@@ -279,20 +289,21 @@ def verify(hosts: Mapping[str, Runner], params: Params, profile_name: str | None
     via = cibstage.gather(hosts, params).via
     wait_started(hosts[via], params, wait_s)
     via, st = cibstage.verify_common(v, hosts, params, bundle(params, profile_name))
-    for rid in ("vip", "httpd"):
-        v.add(cibstage.CLUSTER, f"{rid} started on exactly one node", st.serving(rid) is not None,
-              cibstage.placement(st, rid))
+    v.add(cibstage.CLUSTER, "vip started on exactly one node", st.serving("vip") is not None,
+          cibstage.placement(st, "vip"))
+    cloned = params.pacemaker.cloned_apache
+    v.add(cibstage.CLUSTER, "httpd-clone started on every node" if cloned else "httpd started on exactly one node",
+          httpd_placed(st, params), cibstage.placement(st, "httpd"))
     ping_on = st.started_on("ping-gateway")
     v.add(cibstage.CLUSTER, "cloned-ping-gateway started on every node", len(ping_on) == len(params.nodes),
           f"on: {', '.join(ping_on) or 'nowhere'}")
     for n in params.nodes:
         v.add(n.name, "pingd set (gateway reachable)", st.attribute(n.name, "pingd") not in (None, "0"),
               f"pingd={st.attribute(n.name, 'pingd')}")
-    httpd_on = st.serving("httpd")
-    if httpd_on:
-        code = hosts[httpd_on].run(
+    for node in st.started_on("httpd") if cloned else [n for n in [st.serving("httpd")] if n]:
+        code = hosts[node].run(
             "curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://localhost/server-status", check=False
         ).stdout.strip()
-        v.add(httpd_on, "/server-status answers on the node running httpd", code == "200", f"HTTP {code}")
+        v.add(node, "/server-status answers on the node running httpd", code == "200", f"HTTP {code}")
     cibstage.check_not_failed(v, st)
     return v

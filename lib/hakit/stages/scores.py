@@ -19,10 +19,14 @@ import pandas as pd
 
 from .. import cib
 from ..params import Params
+from ..render.cib import HTTPD_CLONE
 from ..runner import Runner
 
 _SCORE = re.compile(r"(\S+) allocation score on (\S+): (\S+)")
 RESOURCES = ("vip", "httpd")
+# The cloned-apache layout: crm_simulate scores the clone as a whole (httpd-clone) and each instance
+# (httpd:0, httpd:1); the clone's row is the one to read beside the VIP's.
+CLONED_RESOURCES = ("vip", HTTPD_CLONE)
 
 
 def parse_scores(text: str) -> dict[tuple[str, str], str]:
@@ -57,10 +61,11 @@ class ScoreView:
     gateway_lost: dict[tuple[str, str], str]
     nodes: tuple[str, ...]
     error: str = ""
+    resources: tuple[str, ...] = RESOURCES  # the rows: CLONED_RESOURCES in the cloned-apache layout
 
     def to_frame(self) -> pd.DataFrame:
         rows = []
-        for rsc in RESOURCES:
+        for rsc in self.resources:
             for n in self.nodes:
                 rows.append({"resource": rsc, "node": n, "score now": self.now.get((rsc, n), "?"),
                              f"{self.node} without its gateway": self.gateway_lost.get((rsc, n), "?")})
@@ -86,10 +91,12 @@ def view(hosts: Mapping[str, Runner], params: Params) -> ScoreView:
     node = params.preferred_node
     nodes = tuple(n.name for n in params.nodes)
     lost = (("crm_attribute", "--node", node, "--name", "pingd", "--update", "0", "--lifetime", "reboot"),)
+    rows = CLONED_RESOURCES if params.pacemaker.cloned_apache else RESOURCES
     err = ""
     for name in nodes:
         try:
-            return ScoreView(name, node, scores_on_copy(hosts[name]), scores_on_copy(hosts[name], lost), nodes)
+            return ScoreView(name, node, scores_on_copy(hosts[name]), scores_on_copy(hosts[name], lost), nodes,
+                             resources=rows)
         except Exception as e:  # noqa: BLE001 - a node without a running pacemaker: try the next, say why at the end
             err = f"{name}: {e}"
-    return ScoreView("", node, {}, {}, nodes, error=err or "no node answered")
+    return ScoreView("", node, {}, {}, nodes, error=err or "no node answered", resources=rows)
