@@ -27,9 +27,7 @@ from hakit.run import run as hakit_run
 from hakit.stages import bonding as stage
 from hakit.stages import driver
 
-# allvm: run alone (`make test-allvm`): beside another worker's labs, two TCG VMs ran vip's stop and the
-# fence device's monitor into their 20 s timeouts, and pacemaker rightly fenced the node.
-pytestmark = [pytest.mark.lab, pytest.mark.vm, pytest.mark.allvm]
+pytestmark = [pytest.mark.lab, pytest.mark.vm]
 
 NODES = ("vm-node1", "vm-node2")
 BONDS = (("bond0", ("eth0", "eth1")), ("bond1", ("eth2", "eth3")))
@@ -152,6 +150,10 @@ def test_stages_00_to_06_build_a_fenced_cluster_on_kernel_bonds(deployed) -> Non
     assert lab.ssh("vm-node1", ["crm_verify", "-L"]).returncode == 0
 
 
+# allvm: not in `make test` (`make test-allvm` runs it). Under TCG this suite passed 2 of 4 runs here: once
+# vip's stop and a fence monitor ran into their 20 s timeouts beside another worker's labs (pacemaker fenced
+# vm-node2), once alone Apache took 49 s to move and the slave pull cost 3 gaps (4.76 s).
+@pytest.mark.allvm
 def test_node_crash_apache_crash_and_slave_loss_on_kernel_bonds(deployed, tmp_path: Path) -> None:
     lab, _ = deployed
     rec = tmp_path / "record"
