@@ -93,9 +93,7 @@ def bench_failover(params_file: str, profiles: list[str], trials: int, scenarios
     params = load(params_file)
     if params.lab is None:
         raise ValueError(f"{params_file}: failover benchmarks inject faults through the lab; this params file has no lab section")
-    chosen = scn_mod.select(scenarios, fencing=params.pacemaker.stonith_enabled, nodes=len(params.nodes),
-                             no_quorum_policy=params.pacemaker.no_quorum_policy,
-                             bonds=params.lab.real_bonds([n.name for n in params.nodes]))
+    chosen = scn_mod.select_for(scenarios, params)
     for p in profiles:
         get_profile(p)  # all names checked before the first change
     out = _out_dir("failover", out_root)

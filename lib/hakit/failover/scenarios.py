@@ -20,7 +20,7 @@ from ..render.interfaces import BondOptions
 
 if TYPE_CHECKING:
     from ..facts.pacemaker import ClusterStatus
-    from ..params import FailurePolicy
+    from ..params import FailurePolicy, Params
     from .context import TrialContext
 
 # apache-kill-loop kills Apache migration_threshold times, so the Nth kill brings the move. A threshold
@@ -447,6 +447,15 @@ def for_cluster(scn: Scenario, nodes: int, no_quorum_policy: str = "ignore") -> 
         moves=True, outage_expected=True, fenced="active",
         split_brain_without_fencing=no_quorum_policy == "ignore",
     )
+
+
+def select_for(spec: str | list[str] | tuple[str, ...], params: "Params") -> list[Scenario]:
+    """`select` for a cluster's params: its fencing, node count, no-quorum-policy, and whether its lab nodes
+    get kernel bonds. Failover trials inject faults through the lab, so the params must have a lab section."""
+    names = [n.name for n in params.nodes]
+    return select(spec, fencing=params.pacemaker.stonith_enabled, nodes=len(names),
+                  no_quorum_policy=params.pacemaker.no_quorum_policy,
+                  bonds=params.lab.real_bonds(names) if params.lab is not None else None)
 
 
 def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None, nodes: int = 2,

@@ -77,10 +77,7 @@ class FailoverSuite:
             raise ParamsError("failover tests inject faults through the lab; this params file has no lab section")
         if self.trials < 1:
             raise ParamsError(f"trials={self.trials}: use 1 or more")
-        self.chosen = catalogue.select(self.scenarios, fencing=self.params.pacemaker.stonith_enabled,
-                                       nodes=len(self.params.nodes),
-                                       no_quorum_policy=self.params.pacemaker.no_quorum_policy,
-                                       bonds=self.params.lab.real_bonds([n.name for n in self.params.nodes]))
+        self.chosen = catalogue.select_for(self.scenarios, self.params)
         self.prof = get_profile(self.profile or self.params.cluster.profile)
 
     def __str__(self) -> str:
