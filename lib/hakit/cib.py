@@ -33,7 +33,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hakit.render.cib import BOOTSTRAP_SET, RSC_DEFAULTS_SET, Bundle, Item, Property, RscDefault
+from hakit.render.cib import BOOTSTRAP_SET, OP_DEFAULTS_SET, RSC_DEFAULTS_SET, Bundle, Item, OpDefault, Property, RscDefault
 from hakit.runner import Result
 from hakit.runner import Runner as Host  # any runner: SSH, local or a test fake
 
@@ -212,9 +212,11 @@ def _describe(old: ET.Element, new: ET.Element) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-def _nvpair_item(conf: ET.Element, item: Property | RscDefault, plan: CibPlan) -> None:
+def _nvpair_item(conf: ET.Element, item: Property | RscDefault | OpDefault, plan: CibPlan) -> None:
     if isinstance(item, Property):
         s = _nvset(conf, "crm_config", "cluster_property_set", BOOTSTRAP_SET)
+    elif isinstance(item, OpDefault):
+        s = _nvset(conf, "op_defaults", "meta_attributes", OP_DEFAULTS_SET)
     else:
         s = _nvset(conf, "rsc_defaults", "meta_attributes", RSC_DEFAULTS_SET)
     for nv in s.findall("nvpair"):
@@ -248,7 +250,7 @@ def plan(bundle: Bundle, base: CibSnapshot) -> CibPlan:
     assert conf is not None
     p = CibPlan(bundle, base, "")
     for item in bundle.items:
-        if isinstance(item, (Property, RscDefault)):
+        if isinstance(item, (Property, RscDefault, OpDefault)):
             _nvpair_item(conf, item, p)
             continue
         new = item.xml()

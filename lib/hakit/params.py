@@ -323,6 +323,12 @@ class Pacemaker(Strict):
         "(colocation httpd-with-vip); 'cloned-apache' runs httpd on every node as httpd-clone and only the VIP "
         "moves (colocation vip-with-httpd)",
     )
+    op_timeout: int | None = Field(
+        default=None, ge=20, le=3600, description="the least timeout, in seconds, of every resource and fence "
+        "device operation: rendered as op_defaults timeout=<N>s (stage 4), and the explicit operation timeouts of "
+        "stage 5 below it are raised to it. For slow nodes (the all-VM lab under TCG); None keeps pacemaker's 20 s "
+        "default and the article's timeouts",
+    )
 
     @model_validator(mode="after")
     def _layout_policy(self) -> "Pacemaker":

@@ -503,3 +503,45 @@ def test_stage4_with_fencing_adds_one_device_per_node_and_turns_stonith_on() -> 
     assert _owned_removed(p.wanted_xml, bundle) == _owned_removed(STAGE6, bundle)
     again = plan(bundle, CibSnapshot.parse(p.wanted_xml))
     assert again.empty and again.changes == []
+
+
+# ---------------------------------------------------------------- op_defaults (pacemaker.op_timeout)
+
+
+def _slow(params: Params, seconds: int | None) -> Params:
+    return params.model_copy(update={"pacemaker": params.pacemaker.model_copy(update={"op_timeout": seconds})})
+
+
+def test_op_timeout_becomes_op_defaults_in_schema_order(lab: Params) -> None:
+    bundle = properties(_slow(lab, 60), FAST)
+    assert "op_defaults timeout=60s\n" in bundle.crm()
+    p = plan(bundle, CibSnapshot.parse(STAGE3))
+    assert ("op_defaults timeout", "set", "unset (pacemaker default) -> 60s") in [
+        (c.key, c.action, c.detail) for c in p.changes]
+    conf = _conf(p.wanted_xml)
+    assert [c.tag for c in conf] == ["crm_config", "op_defaults", "nodes", "resources", "constraints"]
+    meta = conf.find("op_defaults/meta_attributes")
+    assert meta is not None and meta.get("id") == "op-options"
+    assert [nv.attrib for nv in meta] == [{"id": "op-options-timeout", "name": "timeout", "value": "60s"}]
+    again = plan(bundle, CibSnapshot.parse(p.wanted_xml))
+    assert again.empty and "op_defaults timeout" in again.unchanged
+    longer = plan(properties(_slow(lab, 90), FAST), CibSnapshot.parse(p.wanted_xml))
+    assert [(c.key, c.detail) for c in longer.changes] == [("op_defaults timeout", "60s -> 90s")]
+    # rsc_defaults and op_defaults side by side keep the schema's order
+    both = plan(properties(_slow(lab, 60), _sticky(5)), CibSnapshot.parse(STAGE3))
+    assert [c.tag for c in _conf(both.wanted_xml)][:3] == ["crm_config", "rsc_defaults", "op_defaults"]
+
+
+def test_no_op_timeout_no_op_defaults(lab: Params) -> None:
+    assert lab.pacemaker.op_timeout is None
+    assert "op_defaults" not in properties(lab, FAST).crm()
+
+
+def test_op_timeout_raises_explicit_timeouts_below_it(lab: Params) -> None:
+    def timeouts(params: Params) -> dict[str, str]:
+        e = next(i for i in resources(params, FAST).items if i.key == "primitive httpd").xml()
+        return {op.get("name"): op.get("timeout") for op in e.iter("op")}
+
+    assert timeouts(lab) == {"start": "60s", "stop": "60s", "monitor": "20s"}  # the article's
+    assert timeouts(_slow(lab, 45)) == {"start": "60s", "stop": "60s", "monitor": "45s"}  # only the one below
+    assert timeouts(_slow(lab, 90)) == {"start": "90s", "stop": "90s", "monitor": "90s"}

@@ -288,3 +288,12 @@ def test_stickiness_with_the_cloned_layout_is_refused_naming_both_fields():
     msg = bad(d)
     assert "pacemaker.layout cloned-apache" in msg and "resource_stickiness 200" in msg
     assert "leave resource_stickiness out or use layout article" in msg
+
+
+
+@pytest.mark.parametrize("value", [5, 19, 3601, "slow"])
+def test_op_timeout_out_of_range_names_field(value) -> None:
+    d = data()
+    d.setdefault("pacemaker", {})["op_timeout"] = value
+    msg = bad(d)
+    assert "pacemaker.op_timeout" in msg and str(value) in msg

@@ -18,10 +18,11 @@ from typing import Literal, Union
 from hakit.params import Params
 from hakit.profiles import Profile, get_profile
 
-Section = Literal["crm_config", "rsc_defaults", "resources", "constraints"]
+Section = Literal["crm_config", "rsc_defaults", "op_defaults", "resources", "constraints"]
 
 BOOTSTRAP_SET = "cib-bootstrap-options"
 RSC_DEFAULTS_SET = "rsc-options"
+OP_DEFAULTS_SET = "op-options"  # crmsh's id for `op_defaults`
 APACHE_CONFIG = "/etc/apache2/apache2.conf"
 STATUS_URL = "http://localhost/server-status"
 # The article's Apache operation timeouts.
@@ -83,6 +84,26 @@ class RscDefault:
 
     def xml(self) -> ET.Element:
         return ET.Element("nvpair", {"id": f"{RSC_DEFAULTS_SET}-{self.name}", "name": self.name, "value": self.value})
+
+
+@dataclass(frozen=True)
+class OpDefault:
+    """An operation default in ``op-options`` (``op_defaults name=value``): applies to every operation
+    that sets no value of its own."""
+
+    name: str
+    value: str
+    section: Section = "op_defaults"
+
+    @property
+    def key(self) -> str:
+        return f"op_defaults {self.name}"
+
+    def crm(self) -> str:
+        return f"op_defaults {self.name}={self.value}"
+
+    def xml(self) -> ET.Element:
+        return ET.Element("nvpair", {"id": f"{OP_DEFAULTS_SET}-{self.name}", "name": self.name, "value": self.value})
 
 
 @dataclass(frozen=True)
@@ -259,7 +280,7 @@ class LocationRule:
         return e
 
 
-Item = Union[Property, RscDefault, Primitive, Clone, Colocation, LocationPrefers, LocationRule]
+Item = Union[Property, RscDefault, OpDefault, Primitive, Clone, Colocation, LocationPrefers, LocationRule]
 
 
 @dataclass(frozen=True)
@@ -281,6 +302,14 @@ class Bundle:
 
 def _crm_value(v: str) -> str:
     return f'"{v}"' if any(c in v for c in ' "\'\\') else v
+
+
+def op_timeout(params: Params, timeout: str) -> str:
+    """An explicit operation timeout ("20s"), raised to ``pacemaker.op_timeout`` when that is longer."""
+    least = params.pacemaker.op_timeout
+    if least is None or int(timeout.rstrip("s")) >= least:
+        return timeout
+    return f"{least}s"
 
 
 def _profile(params: Params, profile: Profile | None) -> Profile:
@@ -317,6 +346,8 @@ def properties(params: Params, profile: Profile | None = None) -> Bundle:
         items.append(Property(DC_DEADTIME, p.dc_deadtime_value))
     if p.resources.resource_stickiness is not None:
         items.append(RscDefault("resource-stickiness", str(p.resources.resource_stickiness)))
+    if params.pacemaker.op_timeout is not None:
+        items.append(OpDefault("timeout", f"{params.pacemaker.op_timeout}s"))
     return Bundle("04 pacemaker properties", tuple(items), unset=() if p.dc_deadtime_value else (DC_DEADTIME,))
 
 
@@ -339,9 +370,9 @@ def resources(params: Params, profile: Profile | None = None) -> Bundle:
         "ocf:heartbeat:apache",
         (("configfile", APACHE_CONFIG), ("statusurl", STATUS_URL)),
         (
-            Op("start", "0s", HTTPD_START_TIMEOUT),
-            Op("stop", "0s", HTTPD_STOP_TIMEOUT),
-            Op("monitor", f"{t.httpd_monitor}s", HTTPD_MONITOR_TIMEOUT),
+            Op("start", "0s", op_timeout(params, HTTPD_START_TIMEOUT)),
+            Op("stop", "0s", op_timeout(params, HTTPD_STOP_TIMEOUT)),
+            Op("monitor", f"{t.httpd_monitor}s", op_timeout(params, HTTPD_MONITOR_TIMEOUT)),
         ),
         meta,
     )
@@ -355,7 +386,7 @@ def resources(params: Params, profile: Profile | None = None) -> Bundle:
             ("attempts", str(t.ping_attempts)),
             ("timeout", str(t.ping_timeout)),
         ),
-        (Op("monitor", f"{t.ping_monitor}s", PING_MONITOR_TIMEOUT),),
+        (Op("monitor", f"{t.ping_monitor}s", op_timeout(params, PING_MONITOR_TIMEOUT)),),
     )
     apache: Item = Clone(HTTPD_CLONE, httpd, HTTPD_CLONE_META) if params.pacemaker.cloned_apache else httpd
     return Bundle("05 resources", (vip, apache, Clone("cloned-ping-gateway", ping)))
