@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,6 +149,11 @@ def test_stages_00_to_06_build_a_fenced_cluster_on_kernel_bonds(deployed) -> Non
     crm = sh(lab, "vm-node1", "crm_mon -1")
     assert "fence-vm-node1" in crm and "fence-vm-node2" in crm
     assert lab.ssh("vm-node1", ["crm_verify", "-L"]).returncode == 0
+    # pacemaker.op_timeout 60 (params/lab-vm.yaml): the op default, and Apache's monitor raised to it
+    assert 'name="timeout" value="60s"' in sh(lab, "vm-node1", "cibadmin --query --scope op_defaults")
+    ops = ET.fromstring(sh(lab, "vm-node1", "cibadmin --query --scope resources"))
+    assert {op.get("name"): op.get("timeout") for op in ops.iterfind(".//primitive[@id='httpd']/operations/op")} == {
+        "start": "60s", "stop": "60s", "monitor": "60s"}
 
 
 # allvm: not in `make test` (`make test-allvm` runs it). Under TCG this suite passed 2 of 4 runs here: once
