@@ -82,18 +82,21 @@ def _switch_profile(params, profile: str, save_dir: Path, progress, settle: bool
 
 
 def bench_failover(params_file: str, profiles: list[str], trials: int, scenarios: str = "default",
-                   out_root: Path | None = None, progress=print) -> tuple[str, Path]:
-    """Run the failover suite under each profile; return the medians table (text) and the folder of results."""
+                   out_root: Path | None = None, progress=print, load: str = "") -> tuple[str, Path]:
+    """Run the failover suite under each profile; return the medians table (text) and the folder of results.
+    ``load`` ("" none; "200" or "200,4,4") runs a client load on the VIP during every trial (`failover.load`)."""
     import pandas as pd
 
     from .failover import charts, runner
     from .failover import scenarios as scn_mod
-    from .notebook import load
+    from .failover.load import parse_spec
+    from .notebook import load as load_params
 
-    params = load(params_file)
+    params = load_params(params_file)
     if params.lab is None:
         raise ValueError(f"{params_file}: failover benchmarks inject faults through the lab; this params file has no lab section")
     chosen = scn_mod.select_for(scenarios, params)
+    spec = parse_spec(load) if load else None
     for p in profiles:
         get_profile(p)  # all names checked before the first change
     out = _out_dir("failover", out_root)
@@ -101,7 +104,8 @@ def bench_failover(params_file: str, profiles: list[str], trials: int, scenarios
     frames, all_trials = [], []
     for prof in profiles:
         _switch_profile(params, prof, out / f"cib-{prof}", progress)
-        df, trials_ = runner.run_suite(lab, params, chosen, trials, prof, progress=lambda m: progress(f"[{prof}] {m}"))
+        df, trials_ = runner.run_suite(lab, params, chosen, trials, prof, progress=lambda m: progress(f"[{prof}] {m}"),
+                                       load=spec)
         frames.append(df)
         all_trials += trials_
         df.to_csv(out / f"failover-{prof}.csv", index=False)
@@ -111,8 +115,12 @@ def bench_failover(params_file: str, profiles: list[str], trials: int, scenarios
     charts.timelines(all_trials).savefig(out / "timelines.png", dpi=110, bbox_inches="tight")
     med = runner.medians(df)
     table = med.pivot(index="scenario", columns="profile", values="downtime_s")
-    lines = ["median client downtime (s), " + f"{trials} trial(s) each:", table.to_string(), "",
+    lines = ["median client downtime (s), " + f"{trials} trial(s) each"
+             + (f", under a client load of {spec.describe()}" if spec else "") + ":", table.to_string(), "",
              "all medians:", med.to_string(index=False)]
+    if spec:
+        cols = ["scenario", "profile", "trial", "load_requests", "load_errors", "load_p50_ms", "load_p99_ms"]
+        lines += ["", "client load from the fault to the restore:", df[cols].to_string(index=False)]
     bad = df[~df["ok"]]
     if not bad.empty:
         lines += ["", "trials that broke a correctness rule:"]

@@ -156,7 +156,11 @@ def cmd_bench_failover(args: argparse.Namespace) -> int:
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
     if args.trials < 1:
         raise ValueError(f"--trials {args.trials}: use 1 or more")
-    text, out = bench_failover(args.params, profiles, args.trials, args.scenarios)
+    if args.load:
+        from .failover.load import parse_spec
+
+        parse_spec(args.load)  # a bad value stops here, before the first profile switch
+    text, out = bench_failover(args.params, profiles, args.trials, args.scenarios, load=args.load)
     print(text)
     print(f"results: {out}/failover.csv, charts: {out}/downtime.png, {out}/timelines.png")
     return 0
@@ -196,6 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         out = run(
             args.params, stages=args.stages, dry_run=args.dry_run, failover=args.failover, scenarios=args.scenarios,
+            load=args.load,
             out_root=Path(args.out) if args.out else None, html=not args.no_html,
             command="python -m hakit " + shlex.join(sys.argv[1:]),
         )
@@ -344,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--failover", action="store_true", help="also run notebooks/07_failover_tests.ipynb at the end")
     r.add_argument("--scenarios", default="", help="with --failover: comma-separated scenario names, 'default' "
                    "(the notebook's default), 'extended' (pacemakerd-kill ... gateway-loss-both) or 'all'")
+    r.add_argument("--load", default="", help="with --failover: a client load on the VIP during every trial, RATE or "
+                   "RATE,KEEPALIVE,FRESH (e.g. 200 or 200,4,4); default none")
     r.add_argument("--out", default="", help="folder to create the run folder in (default runs/)")
     r.add_argument("--no-html", action="store_true", help="skip the HTML export of each notebook")
     r.set_defaults(func=cmd_run)
@@ -403,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated scenario names, 'default' (the six of the issue plus split-brain), "
                     "'extended' (pacemakerd-kill, apache-kill-loop, resource-fail, passive-crash, gateway-loss-both) "
                     "or 'all'")
+    bf.add_argument("--load", default="", help="a client load on the VIP during every trial: RATE or "
+                    "RATE,KEEPALIVE,FRESH (e.g. 200 or 200,4,4: requests/s, kept-alive and fresh connections); "
+                    "default none")
     bf.set_defaults(func=cmd_bench_failover)
     bs = bsub.add_parser("soak", help="watch a healthy cluster for a while (nothing injected); prints client "
                                       "success ratio, spurious failovers, dual-VIP ARP samples")

@@ -173,10 +173,11 @@ class Plan:
     notebooks: list[Path]
     dry_run: bool
     scenarios: str = ""  # the failover notebook's `scenarios` ("" leaves its default)
+    load: str = ""  # the failover notebook's `load` ("" none)
 
 
 def prepare_run(params_file: str, stages: str = "all", dry_run: bool = False, failover: bool = False,
-                scenarios: str = "") -> Plan:
+                scenarios: str = "", load: str = "") -> Plan:
     """Validate everything a run needs; raises ParamsError/ValueError before any file or host is touched."""
     params_path = resolve(params_file).resolve()
     params = load_params(params_path)
@@ -186,6 +187,12 @@ def prepare_run(params_file: str, stages: str = "all", dry_run: bool = False, fa
         from .failover.scenarios import select as select_scenarios
 
         select_scenarios(scenarios, fencing=params.pacemaker.stonith_enabled)  # unknown names fail here
+    if load:
+        if not failover:
+            raise ValueError(f"--load {load}: the client load runs during the failover trials; add --failover")
+        from .failover.load import parse_spec
+
+        parse_spec(load)  # a bad value fails here
     if site.inventory(params).check_before_run:
         # A real site's key and known_hosts must be readable now, not in the first notebook.
         # (The lab writes its own when it comes up, so they are checked on connect.)
@@ -195,7 +202,7 @@ def prepare_run(params_file: str, stages: str = "all", dry_run: bool = False, fa
     notebooks = select(stages)
     if failover:
         notebooks.append(failover_notebook())
-    return Plan(params_path, params, notebooks, dry_run, scenarios)
+    return Plan(params_path, params, notebooks, dry_run, scenarios, load)
 
 
 def _stage_entry(nb: Path, folder: Path, dry_run: bool) -> dict[str, Any]:
@@ -257,6 +264,8 @@ def _execute(nb: Path, dst: Path, plan: Plan, rec_dir: Path, ipc_dir: str,
         parameters["record_dir"] = str(rec_dir)
     if plan.scenarios and "scenarios" in declared:
         parameters["scenarios"] = plan.scenarios
+    if plan.load and "load" in declared:
+        parameters["load"] = plan.load
     try:
         pm.execute_notebook(
             str(nb), str(dst), parameters=parameters, cwd=str(repo_root()), progress_bar=False,
@@ -285,10 +294,11 @@ def run(
     progress: Progress = _print,
     command: str | None = None,
     scenarios: str = "",
+    load: str = "",
 ) -> Path:
     """Run the chosen notebooks into a new run folder; return it. Raises RunFailed (folder attached) on failure.
     ``scenarios`` picks the failover notebook's scenarios (with ``failover``; "" keeps its default)."""
-    plan = prepare_run(params_file, stages, dry_run, failover, scenarios)  # bad input stops here
+    plan = prepare_run(params_file, stages, dry_run, failover, scenarios, load)  # bad input stops here
     params = plan.params
     started = datetime.now(timezone.utc)
     folder = (out_root or repo_root() / "runs") / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{params.cluster.name}"

@@ -188,3 +188,18 @@ def test_the_chosen_scenarios_reach_the_failover_notebook_only(monkeypatch, tmp_
         assert hrun._execute(nb, tmp_path / nb.name, plan, tmp_path / nb.stem, str(tmp_path)) is None
     assert sent[hrun.FAILOVER_NOTEBOOK]["scenarios"] == "passive-crash,resource-fail"
     assert "scenarios" not in sent["01_bonding.ipynb"]
+
+
+def test_the_client_load_is_checked_before_anything_runs_and_reaches_the_failover_notebook(monkeypatch, tmp_path):
+    import papermill as pm
+
+    with pytest.raises(ValueError, match=r"--load 200: .*add --failover"):
+        hrun.prepare_run("params/lab.yaml", "1", load="200")
+    with pytest.raises(ValueError, match=r"rate_hz 0.0: between 1 and 1000"):
+        hrun.prepare_run("params/lab.yaml", "1", failover=True, load="0")
+    sent: dict[str, dict] = {}
+    monkeypatch.setattr(pm, "execute_notebook", lambda src, dst, parameters, **kw: sent.update({Path(src).name: parameters}))
+    plan = hrun.prepare_run("params/lab.yaml", "1", failover=True, load="120,2,2")
+    for nb in plan.notebooks:
+        hrun._execute(nb, tmp_path / nb.name, plan, tmp_path / nb.stem, str(tmp_path))
+    assert sent[hrun.FAILOVER_NOTEBOOK]["load"] == "120,2,2" and "load" not in sent["01_bonding.ipynb"]

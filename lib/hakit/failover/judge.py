@@ -15,6 +15,7 @@ from typing import Any
 from ..facts.pacemaker import ClusterStatus, FailedAction, FenceEvent
 from ..params import FailurePolicy
 from . import timeline
+from .load import LoadSummary
 from .scenarios import Scenario, loop_kills, loop_moves, service_stopped
 from .watch import ArpSample, ClusterSample
 
@@ -45,6 +46,8 @@ class Observation:
     httpd_cloned: bool = False  # the cloned-apache layout: httpd runs on every node, only the VIP moves
     marks: list[float] = field(default_factory=list)  # when each step of a repeated fault was made
     notes: dict[str, Any] = field(default_factory=dict)  # what the scenario read on the nodes (its evidence)
+    load: LoadSummary | None = None  # what the client load saw from the fault to the restore (None: no load)
+    load_hz: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,12 @@ class TrialRow:
     ok: bool
     problems: str
     logs: str = ""  # the trial's corosync/pacemaker journals in the record (a folder of <node>.log)
+    # The client load during the fault (failover.load; nan/0 when the trial ran without one)
+    load_hz: float = math.nan  # asked for
+    load_requests: int = 0
+    load_errors: int = 0
+    load_p50_ms: float = math.nan
+    load_p99_ms: float = math.nan
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -386,4 +395,7 @@ def trial_row(o: Observation, problems: list[str], profile: str, trial: int) -> 
         evidence=evidence(o),
         ok=not problems,
         problems="; ".join(problems),
+        **({} if o.load is None else {
+            "load_hz": o.load_hz, "load_requests": o.load.requests, "load_errors": o.load.errors,
+            "load_p50_ms": o.load.p50_ms, "load_p99_ms": o.load.p99_ms}),
     )

@@ -8,6 +8,7 @@ marked ``ok=False`` with the reason; ``run_suite(strict=True)`` then raises.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,7 @@ from ..stages.driver import JOURNAL_DIR, journal_window
 from . import timeline
 from .context import TrialContext, failcount
 from .judge import Observation, TrialRow, judge, trial_row
+from .load import LoadGenerator, LoadSpec
 from .scenarios import Scenario
 from .watch import ArpSample, ArpWatch, ClusterSample, ClusterWatch, HttpProbe
 from ..errors import HakitError
@@ -158,9 +160,11 @@ def _any_node(hosts: dict[str, Host], params: Params) -> str:
 
 def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, trial: int,
             observe_s: float = 30.0, hold_s: float = 3.0, settle_s: float = 120.0,
-            progress: Progress | None = None) -> Observation:
+            progress: Progress | None = None, load: LoadSpec | None = None) -> Observation:
     """Inject one fault and watch it (client probes, ARP, crm_mon, fence history) until the service is
-    back where it should be (held ``hold_s``) or ``observe_s`` passed; restore and settle. No judging here."""
+    back where it should be (held ``hold_s``) or ``observe_s`` passed; restore and settle. No judging here.
+    With ``load``, a client load (`load.LoadGenerator`) runs on the VIP from before the fault to the end of
+    the incident; its figures from the fault to the restore go with the trial."""
     say = progress or (lambda m: None)
     fencing = params.pacemaker.stonith_enabled
     if scn.needs_fencing and not fencing:
@@ -189,7 +193,8 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
     say(f"{scn.name} #{trial}: inject on {active}")
     try:
         with HttpProbe(str(params.vip.address)) as probe, ArpWatch(str(params.vip.address)) as arp, \
-                ClusterWatch(watcher_host) as cw:
+                ClusterWatch(watcher_host) as cw, \
+                (LoadGenerator(str(params.vip.address), load) if load else contextlib.nullcontext()) as busy:
             time.sleep(1.0)  # a second of healthy samples before the fault
             obs.t_inject = time.monotonic()
             wall_inject = time.time()
@@ -253,6 +258,8 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
             time.sleep(0.5)
         obs.probes = probe.snapshot()
         obs.arp, obs.cluster = list(arp.samples), list(cw.samples)
+        if busy is not None:
+            obs.load, obs.load_hz = busy.summary(obs.t_inject, obs.t_restore), load.rate_hz
     finally:
         watcher_host.close()
     return obs
@@ -260,15 +267,16 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
 
 def run_trial(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, trial: int, profile: str,
               observe_s: float = 30.0, hold_s: float = 3.0, settle_s: float = 120.0,
-              progress: Progress | None = None) -> Trial:
+              progress: Progress | None = None, load: LoadSpec | None = None) -> Trial:
     """One trial of one scenario: observe, then judge. The cluster must be healthy in the preferred layout."""
     say = progress or (lambda m: None)
-    obs = observe(lab, params, hosts, scn, trial, observe_s, hold_s, settle_s, progress)
+    obs = observe(lab, params, hosts, scn, trial, observe_s, hold_s, settle_s, progress, load)
     problems = judge(obs)
     row = trial_row(obs, problems, profile, trial)
     say(f"{scn.name} #{trial}: downtime {row.downtime_s:.2f} s, detect {row.detect_s:.2f} s, "
         f"recover {row.recover_s:.2f} s, failback {row.failback_s:.2f} s, incident {row.incident_s:.2f} s, "
         f"{row.ended}" + (f", fenced {row.fenced}" if obs.fencing else "")
+        + (f"; load: {obs.load.describe()}" if obs.load is not None else "")
         + ("" if not problems else f"; PROBLEMS: {row.problems}"))
     return Trial(row, obs.probes, obs.arp, obs.cluster, obs.t_inject, obs.t_restore, obs.t_heal, obs.t_back)
 

@@ -18,6 +18,7 @@ from ..stages.base import StageResult
 from ..stages.driver import JOURNAL_DIR, journal_files
 from . import charts, runner
 from . import scenarios as catalogue
+from .load import LoadSpec
 from .profile import use_profile
 from .runner import fence_delay_s
 
@@ -67,6 +68,7 @@ class FailoverSuite:
     profile: str = ""
     dry_run: bool = True
     record_dir: str = ""
+    load: LoadSpec | None = None  # a client load on the VIP during every trial (failover.load)
     frame: pd.DataFrame = field(default_factory=pd.DataFrame)
     done: list[runner.Trial] = field(default_factory=list)
     result: StageResult | None = None
@@ -81,7 +83,8 @@ class FailoverSuite:
         self.prof = get_profile(self.profile or self.params.cluster.profile)
 
     def __str__(self) -> str:
-        return f"profile {self.prof.name}: {self.prof.summary}; fencing: {self.params.pacemaker.stonith_enabled}"
+        return (f"profile {self.prof.name}: {self.prof.summary}; fencing: {self.params.pacemaker.stonith_enabled}"
+                + (f"; client load: {self.load.describe()}" if self.load else ""))
 
     def catalogue(self) -> pd.DataFrame:
         pm = self.params.pacemaker
@@ -97,7 +100,8 @@ class FailoverSuite:
         res = StageResult(STAGE, dry_run=self.dry_run)
         if self.dry_run:
             res.add("cluster", "not applied",
-                    f"dry run; would run {len(self.chosen)} scenario(s) x {self.trials} trial(s)")
+                    f"dry run; would run {len(self.chosen)} scenario(s) x {self.trials} trial(s)"
+                    + (f" under a client load of {self.load.describe()}" if self.load else ""))
             self.result = res
             return self.frame
         hosts = connect_nodes(self.params)
@@ -110,7 +114,7 @@ class FailoverSuite:
                 h.close()
         lab = Lab(self.params, progress=lambda _m: None)
         self.frame, self.done = runner.run_suite(lab, self.params, self.chosen, self.trials, self.prof.name,
-                                                 progress=lambda m: print(m, flush=True))
+                                                 progress=lambda m: print(m, flush=True), load=self.load)
         bad = int((~self.frame["ok"]).sum())
         res.add("cluster", "failed" if bad else "unchanged",
                 f"{len(self.frame)} trial(s), {bad} broke a correctness rule; the cluster was restored after each")
