@@ -49,6 +49,11 @@ def _print_status(d: dict) -> None:
     if d.get("bmc"):
         print("  bmc:      " + ", ".join(f"{b['node']} {b['address']} {b['state'].upper()}" for b in d["bmc"])
               + " (IPMI lanplus, fence_ipmilan)")
+    if d.get("quorum_device"):
+        q = d["quorum_device"]
+        qnetd = f", corosync-qnetd {q['qnetd']}" if q.get("qnetd") else ""
+        print(f"  qnetd:    {q['host']} {q['address']}:{q['port']} {q['state'].upper()}{qnetd} "
+              f"(quorum device host, algorithm {q['algorithm']}; `lab ssh {q['host']}`, `lab power-cut {q['host']}`)")
     print(f"  {'node':<10} {'state':<8} {'system':<10} {'private':<13} {'public':<13} {'mem MiB':>7}  interfaces")
     for n in d["nodes"]:
         mem = f"{n['memory_mib']:.0f}" if n["memory_mib"] is not None else "-"
