@@ -104,7 +104,7 @@ def cmd_kinds(args: argparse.Namespace) -> int:
 
 def cmd_ssh(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    lab.params.node(args.node)
+    lab._known(args.node)  # a node or the qnetd host
     argv = lab.ssh_argv(args.node, tty=not args.command and sys.stdin.isatty())
     if args.command:
         # One argument is a shell command line (pipes and all); several are run as that exact argv.

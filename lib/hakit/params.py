@@ -641,6 +641,10 @@ def _check_quorum_device(p: "Params") -> None:
     if qd.address in taken:
         raise ValueError(f"quorum_device.address {qd.address} is already {taken[qd.address]}; the qnetd host "
                          "needs an address of its own")
+    if p.pacemaker.no_quorum_policy == "ignore":
+        raise ValueError("pacemaker.no_quorum_policy is ignore (the default) with a quorum_device: a node that lost "
+                         "the device's vote would still fence its peer and run the service, so the vote would decide "
+                         "nothing; set pacemaker.no_quorum_policy: stop")
     if qd.algorithm == "ffsplit" and len(p.nodes) % 2:
         raise ValueError(f"quorum_device.algorithm ffsplit is for clusters with an even number of nodes, and "
                          f"this one has {len(p.nodes)}; use algorithm lms")

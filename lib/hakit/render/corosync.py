@@ -133,9 +133,14 @@ def _qdevice_quorum_body(params: Params) -> list[str]:
         f"# a quorum device on {qd.host} adds a vote: no two_node (and so no wait_for_all from it);",
         "# a node alone keeps quorum only while qnetd gives it the device's vote",
         "",
-        # votes left to corosync-qdevice's default: the nodes' votes less one (1 on two nodes)
-        *_section("device", ["model: net", "", *_section("net", net)]),
+        *_section("device", ["model: net", *_votes(qd.algorithm), "", *_section("net", net)]),
     ]
+
+
+def _votes(algorithm: str) -> list[str]:
+    # corosync-qdevice refuses ffsplit unless votes is set to 1 (seen on the lab's 3.0.3); lms takes
+    # qdevice's default, the nodes' votes less one, so a last node standing keeps quorum.
+    return ["votes: 1"] if algorithm == "ffsplit" else []
 
 
 def parse_corosync_conf(text: str) -> dict[str, Any]:
