@@ -303,18 +303,37 @@ def _stops_until_a_node_regains(o: Observation) -> list[str]:
     return problems
 
 
+def _quorum_without_device(o: Observation) -> list[str]:
+    """qnetd-loss: the nodes saw the device's vote go, kept quorum meanwhile, and had it back after the restore."""
+    problems = []
+    if o.notes.get("device_lost_after_s") is None:
+        problems.append(f"{o.active} still counted the quorum device's vote while its host was off: the fault "
+                        "never reached the nodes")
+    elif o.notes.get("quorate_without_device") is not True:
+        problems.append(f"{o.active} lost quorum without the quorum device (its own votes should keep it)")
+    if o.notes.get("device_back_after_s") is None:
+        problems.append("the quorum device's vote did not come back after its host was powered on")
+    return problems
+
+
 RULES: dict[str, Callable[[Observation], list[str]]] = {
     "pacemakerd-kill": _pacemakerd_respawned,
     "apache-kill-loop": _kills_then_move,
     "resource-fail": _failure_recorded,
     "passive-crash": _standby_lost,
     "gateway-loss-both": _stops_until_a_node_regains,
+    "qnetd-loss": _quorum_without_device,
 }
 
 
 def evidence(o: Observation) -> str:
     """What the scenario's own rules looked at, in words, for the CSV and the report."""
     name = o.scenario.name
+    if name == "qnetd-loss":
+        lost, back = o.notes.get("device_lost_after_s"), o.notes.get("device_back_after_s")
+        return (f"{o.active} saw the device's vote go {lost if lost is not None else '(never)'} s after the power cut "
+                f"(quorate meanwhile: {o.notes.get('quorate_without_device')}); vote back "
+                f"{back if back is not None else '(never)'} s after power-on")
     if name == "pacemakerd-kill":
         before, after = o.notes.get("before") or {}, o.notes.get("after") or {}
         bp, ap = before.get("pids", {}), after.get("pids", {})

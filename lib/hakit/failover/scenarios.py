@@ -298,12 +298,47 @@ def _qnetd_host(c: "TrialContext") -> str:
     return qd.host
 
 
+QDEVICE_WAIT_S = 60.0  # the longest the qnetd trials wait for the nodes to see the device's vote go (or come back)
+
+
+def _device_votes(c: "TrialContext", node: str) -> tuple[bool, bool] | None:
+    """(quorate, the device's vote counts) as ``corosync-quorumtool -s`` on ``node`` shows it; None if unreadable."""
+    from ..facts.corosync import parse_quorumtool_status
+
+    r = c.lab.ssh(node, ["corosync-quorumtool", "-s"], timeout=15)
+    try:
+        q = parse_quorumtool_status(r.stdout)
+    except ValueError:
+        return None
+    voting = q.qdevice is not None and q.qdevice.votes > 0 and all(",V," in f",{m.qdevice}," for m in q.members)
+    return q.quorate, voting
+
+
+def _wait_device(c: "TrialContext", voting: bool, key: str) -> None:
+    """Synchronise on state: until the active node shows the device's vote counting (or not); the delay goes
+    into c.notes[key], and c.notes["quorate_without_device"] says whether quorum held meanwhile."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < QDEVICE_WAIT_S:
+        got = _device_votes(c, c.active)
+        if got is not None and got[1] == voting:
+            c.notes[key] = round(time.monotonic() - t0, 2)
+            if not voting:
+                c.notes["quorate_without_device"] = got[0]
+            return
+        time.sleep(0.2)
+    c.notes[key] = None  # not seen within the wait: the judge's evidence (probe, fencing) still stands
+
+
 def _power_cut_qnetd(c: "TrialContext") -> None:
+    """Power-cut the qnetd host, then hold the fault until the nodes have noticed (the device's vote gone)."""
     c.lab.power_cut(_qnetd_host(c))
+    _wait_device(c, voting=False, key="device_lost_after_s")
 
 
 def _power_on_qnetd(c: "TrialContext") -> None:
+    """Power the qnetd host on; the trial ends once qdevice has reconnected and the vote counts again."""
     c.lab.power_on(_qnetd_host(c))
+    _wait_device(c, voting=True, key="device_back_after_s")
 
 
 def service_stopped(st: "ClusterStatus") -> bool:
