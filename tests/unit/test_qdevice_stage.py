@@ -202,3 +202,21 @@ def test_node_state_fact_parses():
     assert f.has_db and not f.has_cluster_cert and f.device_model == "net" and not f.active and not f.done(CA)
     q = stage.parse_qnetd_facts("installed=yes\ndb=no\nca=\nactive=failed\nenabled=enabled\n")
     assert not q.has_db and q.ca_sha256 is None and q.enabled and not q.active
+
+
+def test_dry_run_sends_only_reads_and_connects_nothing_new():
+    from hakit.runner import FakeRunner
+    from hakit.stages.driver import StageRun
+
+    params = load_params(PARAMS)
+    node_state = "installed=yes\ndb=no\nca=\ncert=no\nmodel=net\nactive=inactive\nenabled=disabled\n"
+    hosts = {n: FakeRunner(n).answer("certutil -L", node_state) for n in ("vm-node1", "vm-node2")}
+    hosts["qnetd"] = FakeRunner("qnetd").answer("corosync-qnetd", "installed=yes\ndb=no\nca=\nactive=inactive\nenabled=disabled\n")
+    run = StageRun(stage.QdeviceStage(params), hosts, dry_run=True)
+    run.gather()
+    plan = run.make_plan()
+    res = run.apply()
+    assert res.dry_run and not plan.empty and "corosync-qdevice-net-certutil -M" in "\n".join(res.program)
+    reads = (r"^dpkg-query -W -f='\$\{db:Status-Abbrev\}' corosync-q(netd|device) .*(certutil -L|systemctl is-enabled)",)
+    for h in hosts.values():
+        assert h.sent and not h.changing(reads), (h.name, [s.what for s in h.changing(reads)])

@@ -301,6 +301,21 @@ def _qnetd_host(c: "TrialContext") -> str:
 QDEVICE_WAIT_S = 60.0  # the longest the qnetd trials wait for the nodes to see the device's vote go (or come back)
 
 
+def _qnetd_then_active_cut(c: "TrialContext") -> None:
+    """Power-cut the qnetd host; once the nodes count its vote no more, power-cut the active node too."""
+    _power_cut_qnetd(c)
+    c.marks.append(time.monotonic())  # the second power cut
+    c.lab.power_cut(c.active)
+
+
+def _qnetd_back(c: "TrialContext") -> None:
+    c.lab.power_on(_qnetd_host(c))
+
+
+def _active_back(c: "TrialContext") -> None:
+    c.lab.power_on(c.active)
+
+
 def _device_votes(c: "TrialContext", node: str) -> tuple[bool, bool] | None:
     """(quorate, the device's vote counts) as ``corosync-quorumtool -s`` on ``node`` shows it; None if unreadable."""
     from ..facts.corosync import parse_quorumtool_status
@@ -475,6 +490,17 @@ SCENARIOS: dict[str, Scenario] = {
             moves=False, outage_expected=False, inject=_power_cut_qnetd, restore=_power_on_qnetd,
             needs_qdevice=True,
         ),
+        Scenario(
+            "qnetd-then-node-loss", "power-cut the quorum device's host; once the nodes see its vote gone, power-cut "
+            "the active node; the qnetd host comes back once the survivor has shown it has no quorum",
+            "without the device the survivor holds 1 vote of 3 and loses quorum: it may not fence the lost node and "
+            "starts nothing (no-quorum-policy stop), so the service is down: the price of a vote from outside. "
+            "When qnetd is back it gives the survivor the device's vote (ffsplit: the only partition it sees); "
+            "quorate again, the survivor fences the lost node and starts the VIP and Apache",
+            moves=True, outage_expected=True, inject=_qnetd_then_active_cut, restore=_active_back, fenced="active",
+            needs_fencing=True, needs_qdevice=True, heal=_qnetd_back, heal_when=lambda st: not st.quorate,
+            heal_hold_s=3.0, heal_after_s=60.0, observe_s=180.0,
+        ),
     )
 }
 
@@ -484,7 +510,7 @@ DEFAULT = ("node-crash", "apache-crash", "gateway-loss", "planned-move", "ring0-
 FENCING = ("split-brain", "fence-failure")  # about fencing; split-brain also teaches without it
 # Beyond the default suite (`make demo` stays short): run with 'extended' or 'all', or by name.
 EXTENDED = ("pacemakerd-kill", "apache-kill-loop", "resource-fail", "passive-crash", "gateway-loss-both")
-QDEVICE = ("qnetd-loss",)  # about the quorum device: run by name or with 'all' on params with a quorum_device
+QDEVICE = ("qnetd-loss", "qnetd-then-node-loss")  # about the quorum device: run by name or with 'all' on params with a quorum_device
 SETS = {"default": DEFAULT, "extended": EXTENDED}
 
 
