@@ -309,6 +309,7 @@ def _qnetd_then_active_cut(c: "TrialContext") -> None:
 
 
 def _qnetd_back(c: "TrialContext") -> None:
+    c.notes["qnetd_back_wall"] = time.time()  # fencing before this (without quorum) is judged a fault
     c.lab.power_on(_qnetd_host(c))
 
 
@@ -498,7 +499,7 @@ SCENARIOS: dict[str, Scenario] = {
             "When qnetd is back it gives the survivor the device's vote (ffsplit: the only partition it sees); "
             "quorate again, the survivor fences the lost node and starts the VIP and Apache",
             moves=True, outage_expected=True, inject=_qnetd_then_active_cut, restore=_active_back, fenced="active",
-            needs_fencing=True, needs_qdevice=True, heal=_qnetd_back, heal_when=lambda st: not st.quorate,
+            needs_qdevice=True, heal=_qnetd_back, heal_when=lambda st: not st.quorate,
             heal_hold_s=3.0, heal_after_s=60.0, observe_s=180.0,
         ),
     )
