@@ -3,7 +3,8 @@ running corosync-qnetd, built with `hakit run` (stages 00-06; notebook 03 runs s
 
 Proves on the nodes: the device's vote counts (`corosync-quorumtool -s` shows the Qdevice row, qnetd's
 `corosync-qnetd-tool -lv` lists the cluster with both nodes over verified TLS), two_node is off and stage 04
-set no fence delay; a second run of stages 03, 03q and 04 plans nothing; the qnetd host's loss leaves
+set no fence delay; no byte of the PKCS#12 file copied between the nodes is in the run's records; a
+second run of stages 03, 03q and 04 plans nothing; the qnetd host's loss leaves
 quorum and the service alone (0 failed probes, nobody fenced); a node's loss is fenced, exactly that node,
 and its failover is measured.
 """
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.lab
 @pytest.fixture(scope="module")
 def qlab(labq_params: Path, tmp_path_factory, start_lab) -> Lab:
     lab = start_lab(labq_params)
-    hakit_run(str(labq_params), stages="all", out_root=tmp_path_factory.mktemp("runs-qdevice"), html=False)
+    lab.run_folder = hakit_run(str(labq_params), stages="all", out_root=tmp_path_factory.mktemp("runs-qdevice"),
+                               html=False)
     yield lab
     lab.down()
 
@@ -55,6 +57,24 @@ def test_the_device_vote_counts_and_no_fence_delay(qlab: Lab) -> None:
     cib = lab.ssh(first, ["cibadmin", "--query", "--scope", "resources"], check=True).stdout
     assert "stonith:fence_ipmilan" in cib or 'class="stonith"' in cib
     assert "pcmk_delay_base" not in cib
+
+
+def test_no_pkcs12_material_in_the_run_records(qlab: Lab, tmp_path: Path) -> None:
+    """The PKCS#12 file (cluster certificate and key) went node to node during stage 03q: nothing of it,
+    in any encoding the scan knows, is in the run's records; a planted fragment would be found."""
+    import base64
+
+    from hakit import secretscan
+
+    rep = secretscan.ScanReport()
+    secrets = secretscan.qdevice_secrets(qlab.params, rep)
+    assert len(secrets) == 1 and not rep.incomplete, (secrets, rep.incomplete)  # one file, the same on both nodes
+    secretscan.scan_folder(Path(qlab.run_folder), secrets, rep)
+    assert rep.files > 10 and rep.clean, [str(f) for f in rep.findings]
+    (tmp_path / "leak.txt").write_text(base64.b64encode(secrets[0].value[64:160]).decode())
+    planted = secretscan.ScanReport()
+    secretscan.scan_folder(tmp_path, secrets, planted)
+    assert not planted.clean
 
 
 def test_a_second_run_changes_nothing(qlab: Lab) -> None:
