@@ -196,13 +196,14 @@ class CopySecretFile(Op):
     expect_sha256: str | None = None
     size_range: tuple[int, int] | None = None
     label: str = ""
+    made_above: str = ""  # without expect_sha256: what earlier in this apply made the source (default: the key)
 
     @property
     def action(self) -> str:
         return self.label or f"copy {self.path}"
 
     def describe(self) -> str:
-        src = f"sha256 {short(self.expect_sha256)}" if self.expect_sha256 else "the key made above"
+        src = f"sha256 {short(self.expect_sha256)}" if self.expect_sha256 else (self.made_above or "the key made above")
         where = f"{self.src_node}:{self.src_path}" if self.src_path and self.src_path != self.path else self.src_node
         return f"copy {self.path} from {where} ({src}) to {self.node} {self.owner} {self.mode:04o}"
 

@@ -189,6 +189,15 @@ def test_plan_node_from_another_ca_redoes_every_node_and_restarts_qdevice():
     assert {o.expect_sha256 for o in ca_copies} == {CA}  # pinned to the CA the plan saw
 
 
+def test_plan_one_node_wiped_redoes_and_restarts_every_node():
+    f = _facts()
+    wiped = stage.NodeFacts("vm-node2", True, False, None, False, True, True, "net")
+    p = stage.plan(load_params(PARAMS), stage.QdeviceFacts(f.qnetd, {"vm-node1": f.nodes["vm-node1"], "vm-node2": wiped}))
+    assert sum("corosync-qdevice-net-certutil -i" in ln for ln in p.program()) == 2
+    assert [ln for ln in p.program() if "restart corosync-qdevice" in ln] == [
+        "vm-node1  systemctl restart corosync-qdevice", "vm-node2  systemctl restart corosync-qdevice"]
+
+
 def test_plan_blocked_before_stage03_or_packages():
     p = stage.plan(load_params(PARAMS), _facts(device_model=None))
     assert set(p.blocked) == {"vm-node1", "vm-node2"} and not p.ops

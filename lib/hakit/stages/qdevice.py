@@ -214,7 +214,8 @@ def plan(params: Params, facts: QdeviceFacts) -> Plan:
         return p
     ca_known = q.ca_sha256 if q.has_db else None
     if not q.installed:
-        p.ops.append(Command(node=q.host, argv=f"{APT_ENV} apt-get install -y -q corosync-qnetd", timeout=600,
+        p.ops.append(Command(node=q.host, argv=f"apt-get update -q && {APT_ENV} apt-get install -y -q corosync-qnetd",
+                             timeout=600,
                              label="install corosync-qnetd",
                              reason="the qnetd host runs the server; its postinst makes the qnetd CA"))
         ca_known = None
@@ -244,7 +245,8 @@ def plan(params: Params, facts: QdeviceFacts) -> Plan:
                                  label="clear the qdevice certificate database",
                                  reason="it is made again from the qnetd host's CA"))
             p.ops.append(CopySecretFile(node=n, src_node=q.host, src_path=QNETD_CA, path=NODE_CA, mode=0o644,
-                                        expect_sha256=ca_known, label="copy the qnetd CA certificate",
+                                        expect_sha256=ca_known, made_above="the CA made above",
+                                        label="copy the qnetd CA certificate",
                                         reason="public: the node trusts qnetd's server certificate by it"))
             p.ops.append(Command(node=n, argv=("corosync-qdevice-net-certutil", "-i", "-c", NODE_CA),
                                  label="make the qdevice certificate database (-i)",
@@ -255,14 +257,15 @@ def plan(params: Params, facts: QdeviceFacts) -> Plan:
                              reason=f"the key stays in {NODE_DB}; the request goes to qnetd to be signed"))
         p.ops.append(Barrier(text="the certificate request exists"))
         p.ops.append(CopySecretFile(node=q.host, src_node=first, src_path=CRQ, path=staged_crq(cluster), mode=0o600,
-                                    label="copy the certificate request", reason="qnetd's CA signs it"))
+                                    made_above="the request made above", label="copy the certificate request", reason="qnetd's CA signs it"))
         p.ops.append(Command(node=q.host, argv=(f"corosync-qnetd-certutil -s -c {staged_crq(cluster)} -n {cluster} "
                                                 f"&& rm -f {staged_crq(cluster)}"),
                              label="sign the cluster certificate (corosync-qnetd-certutil -s)",
                              reason=f"writes {signed_crt(cluster)}"))
         p.ops.append(Barrier(text="qnetd signed the cluster certificate"))
         p.ops.append(CopySecretFile(node=first, src_node=q.host, src_path=signed_crt(cluster), path=node_crt(cluster),
-                                    mode=0o644, label="copy the signed cluster certificate",
+                                    mode=0o644, made_above="the certificate signed above",
+                                    label="copy the signed cluster certificate",
                                     reason="imported with its key into a PKCS#12 file"))
         p.ops.append(Command(node=first, argv=f"corosync-qdevice-net-certutil -M -c {node_crt(cluster)} && chmod 0600 {P12}",
                              label="import it and export certificate + key as PKCS#12 (-M)",
@@ -270,7 +273,7 @@ def plan(params: Params, facts: QdeviceFacts) -> Plan:
         if others:
             p.ops.append(Barrier(text=f"the PKCS#12 file exists on {first}"))
         for n in others:
-            p.ops.append(CopySecretFile(node=n, src_node=first, path=P12, mode=0o600,
+            p.ops.append(CopySecretFile(node=n, src_node=first, path=P12, mode=0o600, made_above="the file made above",
                                         label="copy the cluster PKCS#12 file (secret: through memory, SFTP)",
                                         reason="certificate and key of the cluster"))
             p.ops.append(Command(node=n, argv=("corosync-qdevice-net-certutil", "-m", "-c", P12),
@@ -278,9 +281,9 @@ def plan(params: Params, facts: QdeviceFacts) -> Plan:
         p.ops.append(Barrier(text="every node holds the cluster certificate"))
     for n in names:
         f = facts.nodes[n]
-        if f in redo and f.active:
+        if redo and f.active:  # every node's database was made again: no qdevice may keep the old one open
             p.ops.append(Systemctl(node=n, verb="restart", units=(QDEVICE_UNIT,), timeout=60,
-                                   reason="its certificates changed"))
+                                   reason="its certificates were made again"))
         elif not f.active:
             p.ops.append(Systemctl(node=n, verb="start", units=(QDEVICE_UNIT,), timeout=60,
                                    reason="qdevice gives corosync the device's vote"))
