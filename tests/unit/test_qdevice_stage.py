@@ -10,7 +10,7 @@ import yaml
 
 from hakit.errors import ParamsError
 from hakit.facts.corosync import parse_quorumtool_status
-from hakit.facts.qnetd import parse_qnetd_list
+from hakit.facts.qnetd import parse_qdevice_status, parse_qnetd_list
 from hakit.fencing import stonith_resources
 from hakit.ops import Barrier, CopySecretFile
 from hakit.params import load_params, parse_params
@@ -19,7 +19,7 @@ from hakit.stages import qdevice as stage
 from hakit.stages.packages import wanted_for
 
 ROOT = Path(__file__).resolve().parents[2]
-CAP = Path(__file__).parent / "fixtures" / "captured" / "trixie"
+CAP = "captured/trixie/"
 PARAMS = ROOT / "params" / "lab-qdevice.yaml"
 
 
@@ -111,8 +111,8 @@ def test_stage00_installs_qdevice_only_with_a_device():
 # ---------------------------------------------------------------- parsers on captured output
 
 
-def test_quorumtool_with_qdevice_captured():
-    q = parse_quorumtool_status((CAP / "quorumtool-2node-qdevice.txt").read_text())
+def test_quorumtool_with_qdevice_captured(load_fixture):
+    q = parse_quorumtool_status(load_fixture(CAP + "quorumtool-2node-qdevice.txt"))
     assert q.quorate and not q.two_node
     assert (q.expected_votes, q.total_votes) == (3, 3)
     assert q.qdevice is not None and q.qdevice.votes == 1
@@ -120,14 +120,30 @@ def test_quorumtool_with_qdevice_captured():
 
 
 @pytest.mark.parametrize("fixture", ["qnetd-tool-l-2node.txt", "qnetd-tool-lv-2node.txt"])
-def test_qnetd_tool_lists_the_cluster(fixture):
-    clusters = parse_qnetd_list((CAP / fixture).read_text())
+def test_qnetd_tool_lists_the_cluster(fixture, load_fixture):
+    clusters = parse_qnetd_list(load_fixture(CAP + fixture))
     c = clusters["hakit-testq"]
     assert c.algorithm.startswith("Fifty-Fifty split")
     assert [x.nodeid for x in c.clients] == [1, 2]
     assert all(x.acked for x in c.clients)  # "ACK (ACK)" and "No change (ACK)": both in force
     assert c.client(2).membership == (1, 2) and c.client(2).address.endswith(":49834")
     assert all(x.tls_verified for x in c.clients) == (fixture.endswith("lv-2node.txt"))
+
+
+def test_quorumtool_qnetd_lost_captured(load_fixture):
+    q = parse_quorumtool_status(load_fixture(CAP + "quorumtool-2node-qdevice-qnetd-lost.txt"))
+    assert q.quorate and (q.expected_votes, q.total_votes) == (3, 2)
+    assert q.qdevice is not None and q.qdevice.votes == 0
+    assert [m.qdevice for m in q.members] == ["A,NV,NMW", "A,NV,NMW"]
+
+
+def test_qdevice_tool_connected_and_connecting(load_fixture):
+    up = parse_qdevice_status(load_fixture(CAP + "qdevice-tool-s-connected.txt"))
+    assert up.connected and (up.model, up.algorithm, up.qnetd_host) == ("Net", "Fifty-Fifty split", "10.193.1.50:5403")
+    down = parse_qdevice_status(load_fixture(CAP + "qdevice-tool-s-connecting.txt"))
+    assert not down.connected and down.state == "Connecting"
+    with pytest.raises(ValueError, match="corosync-qdevice-tool"):
+        parse_qdevice_status("Can't connect to QDevice socket (is QDevice running?): No such file or directory\n")
 
 
 def test_qnetd_tool_empty_and_garbage():

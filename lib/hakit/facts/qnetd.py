@@ -91,3 +91,35 @@ def parse_qnetd_list(text: str) -> dict[str, QnetdCluster]:
 
 
 QNETD_LIST = Fact("qnetd clients", QNETD_TOOL, parse_qnetd_list)
+
+
+QDEVICE_TOOL = "corosync-qdevice-tool -s"
+
+
+@dataclass(frozen=True)
+class QdeviceStatus:
+    """`corosync-qdevice-tool -s` on a node: what its qdevice runs with and whether it reaches qnetd."""
+
+    model: str
+    algorithm: str
+    qnetd_host: str
+    state: str  # "Connected", "Connecting", ...
+
+    @property
+    def connected(self) -> bool:
+        return self.state == "Connected"
+
+
+def parse_qdevice_status(text: str) -> QdeviceStatus:
+    """`corosync-qdevice-tool -s` -> QdeviceStatus (the key: value lines; the node lists are skipped)."""
+    kv: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and value.strip() and not line.startswith((" ", "\t")):
+            kv.setdefault(key.strip(), value.strip())
+    if "Model" not in kv:
+        raise FactParseError(QDEVICE_TOOL, "no 'Model:' line (is corosync-qdevice running?)", line=text[:160])
+    return QdeviceStatus(kv["Model"], kv.get("Algorithm", ""), kv.get("QNetd host", ""), kv.get("State", ""))
+
+
+QDEVICE_STATUS = Fact("qdevice status", QDEVICE_TOOL, parse_qdevice_status)

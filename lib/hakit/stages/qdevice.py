@@ -35,7 +35,7 @@ import pandas as pd
 from ..facts.corosync import QUORUM_STATUS, QUORUMTOOL
 from ..facts.base import Fact, read
 from ..facts.errors import FactParseError
-from ..facts.qnetd import QNETD_LIST, QNETD_TOOL
+from ..facts.qnetd import QDEVICE_STATUS, QDEVICE_TOOL, QNETD_LIST, QNETD_TOOL
 from ..ops import Barrier, Command, CopySecretFile, Systemctl
 from ..params import Params
 from ..runner import Runner
@@ -318,6 +318,14 @@ def _verify_node(h: Runner, params: Params) -> list[Check]:
     out = []
     r = h.run(f"systemctl is-active {QDEVICE_UNIT}", check=False)
     out.append(Check(h.name, "corosync-qdevice active", r.stdout.strip() == "active", r.stdout.strip() or "-"))
+    qd = params.quorum_device
+    assert qd is not None
+    try:
+        st = read(h, QDEVICE_STATUS)
+        out.append(Check(h.name, "qdevice connected to qnetd", st.connected and st.qnetd_host == f"{qd.address}:{qd.port}",
+                         f"{st.state} to {st.qnetd_host or '-'}, algorithm {st.algorithm or '-'}"))
+    except FactParseError as e:
+        out.append(Check(h.name, "qdevice connected to qnetd", False, f"{QDEVICE_TOOL} unreadable: {e}"))
     try:
         q = read(h, QUORUM_STATUS)
         dev = q.qdevice
