@@ -49,6 +49,11 @@ def _print_status(d: dict) -> None:
     if d.get("bmc"):
         print("  bmc:      " + ", ".join(f"{b['node']} {b['address']} {b['state'].upper()}" for b in d["bmc"])
               + " (IPMI lanplus, fence_ipmilan)")
+    if d.get("quorum_device"):
+        q = d["quorum_device"]
+        qnetd = f", corosync-qnetd {q['qnetd']}" if q.get("qnetd") else ""
+        print(f"  qnetd:    {q['host']} {q['address']}:{q['port']} {q['state'].upper()}{qnetd} "
+              f"(quorum device host, algorithm {q['algorithm']}; `lab ssh {q['host']}`, `lab power-cut {q['host']}`)")
     print(f"  {'node':<10} {'state':<8} {'system':<10} {'private':<13} {'public':<13} {'mem MiB':>7}  interfaces")
     for n in d["nodes"]:
         mem = f"{n['memory_mib']:.0f}" if n["memory_mib"] is not None else "-"
@@ -99,7 +104,7 @@ def cmd_kinds(args: argparse.Namespace) -> int:
 
 def cmd_ssh(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    lab.params.node(args.node)
+    lab._known(args.node)  # a node or the qnetd host
     argv = lab.ssh_argv(args.node, tty=not args.command and sys.stdin.isatty())
     if args.command:
         # One argument is a shell command line (pipes and all); several are run as that exact argv.

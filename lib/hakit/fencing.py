@@ -110,7 +110,9 @@ def stonith_resources(params: Params) -> list[StonithResource]:
         attrs["method"] = "onoff"  # off, confirm off, then on: never reports success before the node is off
         attrs["pcmk_host_list"] = d.node
         delay = params.pacemaker.fencing.delay_s if params.pacemaker.fencing else TWO_NODE_DELAY
-        if len(devs) == 2 and d.node == params.preferred_node and delay:
+        # With a quorum device there is no race: the node that loses qnetd's vote loses quorum and
+        # does not fence (no-quorum-policy stop), so the delay would only slow every real failover.
+        if len(devs) == 2 and d.node == params.preferred_node and delay and params.quorum_device is None:
             attrs["pcmk_delay_base"] = f"{delay}s"
         out.append(StonithResource(id=f"fence-{d.node}", agent=d.agent, target=d.node, attributes=attrs, avoid_node=d.node))
     return out

@@ -190,22 +190,25 @@ class CopySecretFile(Op):
 
     src_node: str
     path: str
+    src_path: str = ""  # where the file is on the source node; default: the same path as on this node
     mode: int = 0o400
     owner: str = "root:root"
     expect_sha256: str | None = None
     size_range: tuple[int, int] | None = None
     label: str = ""
+    made_above: str = ""  # without expect_sha256: what earlier in this apply made the source (default: the key)
 
     @property
     def action(self) -> str:
         return self.label or f"copy {self.path}"
 
     def describe(self) -> str:
-        src = f"sha256 {short(self.expect_sha256)}" if self.expect_sha256 else "the key made above"
-        return f"copy {self.path} from {self.src_node} ({src}) to {self.node} {self.owner} {self.mode:04o}"
+        src = f"sha256 {short(self.expect_sha256)}" if self.expect_sha256 else (self.made_above or "the key made above")
+        where = f"{self.src_node}:{self.src_path}" if self.src_path and self.src_path != self.path else self.src_node
+        return f"copy {self.path} from {where} ({src}) to {self.node} {self.owner} {self.mode:04o}"
 
     def execute(self, ctx: ApplyContext) -> str:
-        key = f"{self.src_node}:{self.path}"
+        key = f"{self.src_node}:{self.src_path or self.path}"
         with ctx.memory_lock:  # the source is read once, by one thread, for every copy of a phase
             self._load_source(ctx, key)
         data = ctx.memory[key]
@@ -222,18 +225,19 @@ class CopySecretFile(Op):
     def _load_source(self, ctx: ApplyContext, key: str) -> None:
         if key not in ctx.memory:
             src = ctx.host(self.src_node)
-            data = src.read_bytes(self.path)
+            src_path = self.src_path or self.path
+            data = src.read_bytes(src_path)
             digest = sha256(data)
-            if digest != remote_sha256(src, self.path):
-                raise OperationError(f"{self.src_node}: {self.path} changed while it was read; run the stage again")
+            if digest != remote_sha256(src, src_path):
+                raise OperationError(f"{self.src_node}: {src_path} changed while it was read; run the stage again")
             if self.expect_sha256 and digest != self.expect_sha256:
                 raise OperationError(
-                    f"{self.src_node}: {self.path} is no longer the file the plan saw (sha256 {short(digest)}, "
+                    f"{self.src_node}: {src_path} is no longer the file the plan saw (sha256 {short(digest)}, "
                     f"planned {short(self.expect_sha256)}); nothing was copied: plan again")
             if self.size_range and not self.size_range[0] <= len(data) <= self.size_range[1]:
                 lo, hi = self.size_range
                 raise OperationError(
-                    f"{self.src_node}: {self.path} has {len(data)} bytes; {lo}..{hi} are needed. "
+                    f"{self.src_node}: {src_path} has {len(data)} bytes; {lo}..{hi} are needed. "
                     "Make a proper one (for the authkey: rotate_key=True)")
             ctx.memory[key] = data
 

@@ -24,19 +24,27 @@ _FENCE_PACKAGE = {"bookworm": "fence-agents", "trixie": "fence-agents-ipmilan"}
 
 # Units that must not start when their package is installed: corosync's packaged corosync.conf
 # is a one-node cluster `debian` (node1 on 127.0.0.1, no crypto), and pacemaker would run on it.
-HELD_UNITS = {"corosync": "corosync.service", "pacemaker": "pacemaker.service"}
+HELD_UNITS = {"corosync": "corosync.service", "pacemaker": "pacemaker.service",
+              # enabled on install, it would start before its certificates exist (stage 03q starts it)
+              "corosync-qdevice": "corosync-qdevice.service"}
+
+# A quorum device (params quorum_device): the daemon every node runs, and the server its host runs.
+QDEVICE_PACKAGE = "corosync-qdevice"
+QNETD_PACKAGE = "corosync-qnetd"
 
 
-def cluster_packages(release: str, fence_agent: str | None) -> tuple[str, ...]:
-    """The packages a node of this release needs (the fence agent's package only when fencing)."""
+def cluster_packages(release: str, fence_agent: str | None, qdevice: bool = False) -> tuple[str, ...]:
+    """The packages a node of this release needs (the fence agent's package only when fencing,
+    corosync-qdevice only with a quorum device)."""
     if release not in _FENCE_PACKAGE:
         raise ValueError(f"Debian release {release!r} is not supported; use one of {', '.join(_FENCE_PACKAGE)}")
-    return COMMON + ((_FENCE_PACKAGE[release],) if fence_agent else ())
+    return COMMON + ((_FENCE_PACKAGE[release],) if fence_agent else ()) + ((QDEVICE_PACKAGE,) if qdevice else ())
 
 
 def lab_packages(release: str) -> tuple[str, ...]:
-    """Everything a lab node may be asked to install (the lab's BMCs speak IPMI: fence_ipmilan)."""
-    return cluster_packages(release, "fence_ipmilan")
+    """Everything a lab node may be asked to install (the lab's BMCs speak IPMI: fence_ipmilan), and
+    corosync-qnetd for the lab's quorum-device host."""
+    return cluster_packages(release, "fence_ipmilan", qdevice=True) + (QNETD_PACKAGE,)
 
 
 @dataclass(frozen=True)

@@ -346,6 +346,63 @@ class Pacemaker(Strict):
         return self.layout == "cloned-apache"
 
 
+QDEVICE_PORT = 5403  # corosync-qnetd's default TCP port
+
+
+class QuorumDevice(Strict):
+    """A third vote from outside the cluster: corosync-qdevice on every node asks corosync-qnetd on
+    another host which partition keeps quorum (votequorum's ``quorum.device``, model ``net``).
+
+    Real sites point it at a host that is not a node (a small VM elsewhere, one qnetd can serve
+    many clusters); the lab provides one container running corosync-qnetd on the public network.
+    The runbooks reach that host over SSH at ``address`` (its host key pinned in ``ssh.known_hosts``),
+    and the nodes' qdevice connects to the same address.
+    """
+
+    host: str = Field(description="name of the qnetd host in plans and records (and, in the lab, its container)")
+    address: str = Field(description="IP address or DNS name of the qnetd host: where qdevice connects and SSH goes")
+    algorithm: Literal["ffsplit", "lms"] = Field(
+        default="ffsplit",
+        description="ffsplit: on a 50:50 split qnetd gives its vote to one half (clusters of even size); "
+        "lms: last man standing, qnetd's vote keeps the largest partition it can reach, even one node",
+    )
+    tls: Literal["on", "required"] = Field(
+        default="on", description="TLS between qdevice and qnetd: on (used, qnetd offers it) or required; "
+        "off is not offered: the runbooks set up the certificates either way",
+    )
+    port: int = Field(default=QDEVICE_PORT, ge=1, le=65535, description="qnetd's TCP port")
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _yaml_on(cls, v: object) -> object:
+        # YAML 1.1 reads a bare `on` as true and `off` as false: take them as the words they were.
+        if v is True:
+            return "on"
+        if v is False:
+            return "off"
+        return v
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(f"{v!r} is not a usable host name (2-32 characters: lower-case letters, "
+                             "digits and '-', starting with a letter)")
+        return v
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        try:
+            ipaddress.ip_address(v)
+            return v
+        except ValueError:
+            pass
+        if not HOST_RE.match(v):
+            raise ValueError(f"{v!r} is neither an IP address nor a DNS name")
+        return v
+
+
 class Ssh(Strict):
     """How the runbooks reach nodes. In the lab, key and known_hosts come from the lab."""
 
@@ -436,6 +493,7 @@ class Params(Strict):
     vip: Vip
     ssh: Ssh = Ssh()
     pacemaker: Pacemaker = Pacemaker()
+    quorum_device: QuorumDevice | None = None
     lab: Lab | None = None
 
     @model_validator(mode="after")
@@ -497,6 +555,7 @@ class Params(Strict):
                 "(only the lab provides its own); host keys must be pinned"
             )
         _check_fencing(self)
+        _check_quorum_device(self)
         return self
 
     def node(self, name: str) -> Node:
@@ -567,6 +626,41 @@ def _check_fencing(p: "Params") -> None:
             )
     if len({(d.address, d.port) for d in f.devices.values()}) < len(f.devices):
         raise ValueError("pacemaker.fencing.devices: two nodes share one BMC address and port; each node needs its own")
+
+
+def _check_quorum_device(p: "Params") -> None:
+    """The qnetd host is not a node, its address is no cluster address, and its algorithm fits the cluster."""
+    qd = p.quorum_device
+    if qd is None:
+        return
+    names = [n.name for n in p.nodes]
+    if qd.host in names:
+        raise ValueError(f"quorum_device.host {qd.host!r} is a cluster node; the quorum device must run on "
+                         "another host (a node's own vote cannot settle a split it is part of)")
+    taken = {str(a): what for n in p.nodes for a, what in ((n.private_ip, f"{n.name}'s private_ip"),
+                                                           (n.public_ip, f"{n.name}'s public_ip"))}
+    taken[str(p.vip.address)] = "vip.address"
+    taken[str(p.networks.public.gateway)] = "networks.public.gateway"
+    if p.lab is not None:
+        taken[str(p.lab.host_private_ip)] = "lab.host_private_ip"
+        taken[str(p.lab.host_public_ip)] = "lab.host_public_ip"
+    if qd.address in taken:
+        raise ValueError(f"quorum_device.address {qd.address} is already {taken[qd.address]}; the qnetd host "
+                         "needs an address of its own")
+    if p.pacemaker.no_quorum_policy == "ignore":
+        raise ValueError("pacemaker.no_quorum_policy is ignore (the default) with a quorum_device: a node that lost "
+                         "the device's vote would still fence its peer and run the service, so the vote would decide "
+                         "nothing; set pacemaker.no_quorum_policy: stop")
+    if qd.algorithm == "ffsplit" and len(p.nodes) % 2:
+        raise ValueError(f"quorum_device.algorithm ffsplit is for clusters with an even number of nodes, and "
+                         f"this one has {len(p.nodes)}; use algorithm lms")
+    if p.lab is not None:
+        try:
+            addr = ipaddress.IPv4Address(qd.address)
+        except ValueError:
+            raise ValueError(f"quorum_device.address {qd.address!r}: in the lab the qnetd host is a container "
+                             f"on the public network; give an IPv4 address in {p.networks.public.subnet}") from None
+        _require_host_in(addr, p.networks.public.subnet, "quorum_device.address")
 
 
 def _require_host_in(addr: ipaddress.IPv4Address, net: ipaddress.IPv4Network, field: str) -> None:

@@ -25,7 +25,7 @@ from .site import inventory as resolve
 from .params import Node, Params
 from .runner import RemoteError, Result
 
-__all__ = ["Host", "HostKeyError", "RemoteError", "Result", "connect", "connect_all", "fingerprint", "ssh_files"]
+__all__ = ["Host", "HostKeyError", "RemoteError", "Result", "connect", "connect_all", "connect_qnetd", "fingerprint", "ssh_files"]
 
 
 class HostKeyError(RemoteError):
@@ -61,11 +61,11 @@ def check_ssh_files(params: Params) -> tuple[Path, Path]:
 class Host:
     """One node over SSH, host key pinned. Use `connect()` to make one."""
 
-    def __init__(self, params: Params, node: Node):
+    def __init__(self, params: Params, node: Node | None, *, name: str = "", address: str = ""):
         self.params = params
-        self.node = node
-        self.name = node.name
-        self.address = str(params.ssh_address(node))
+        self.node = node  # None for a host that is not a cluster node (the quorum device's qnetd host)
+        self.name = node.name if node is not None else name
+        self.address = str(params.ssh_address(node)) if node is not None else address
         key, kh = check_ssh_files(params)
         self._kh = kh
         self.conn = Connection(
@@ -179,6 +179,16 @@ class Host:
 def connect(params: Params, node: Node | str) -> Host:
     n = params.node(node) if isinstance(node, str) else node
     h = Host(params, n)
+    h.open()
+    return h
+
+
+def connect_qnetd(params: Params) -> Host:
+    """The quorum device's qnetd host (params ``quorum_device``), host key pinned like a node's."""
+    qd = params.quorum_device
+    if qd is None:
+        raise ValueError("these params have no quorum_device, so there is no qnetd host to connect to")
+    h = Host(params, None, name=qd.host, address=qd.address)
     h.open()
     return h
 

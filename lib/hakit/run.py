@@ -451,6 +451,10 @@ def _scan(folder: Path, params: Params, progress: Progress) -> tuple[secretscan.
         secrets += secretscan.authkey_secrets(params, rep)
     except Exception as e:  # noqa: BLE001 - an unexpected failure must not pass as a clean scan
         rep.incomplete.append(f"authkey: could not be read ({type(e).__name__})")
+    try:
+        secrets += secretscan.qdevice_secrets(params, rep)
+    except Exception as e:  # noqa: BLE001 - as above
+        rep.incomplete.append(f"qdevice PKCS#12: could not be read ({type(e).__name__})")
     secretscan.scan_folder(folder, secrets, rep)
     verdict = "clean" if rep.clean else "NOT CLEAN: " + "; ".join([str(f) for f in rep.findings] + rep.incomplete)
     progress(f"secret scan: {rep.files} files, {rep.bytes} bytes: {verdict}")

@@ -247,3 +247,32 @@ def authkey_secrets(params: object, report: ScanReport) -> list[Secret]:
         report.sources.append(f"no authkey on {', '.join(absent)} (nothing to look for there)")
     label = "the corosync authkey"
     return [Secret(label if len(keys) == 1 else f"{label} #{i + 1}", k) for i, k in enumerate(keys)]
+
+
+def qdevice_secrets(params: object, report: ScanReport) -> list[Secret]:
+    """With a quorum device: the cluster's qdevice PKCS#12 file (certificate and private key; stage 03q
+    copies it between nodes), read over SFTP from every node that has it, in memory; one Secret per
+    distinct file. Without a quorum device, nothing. The qnetd CA's key never leaves its host, so
+    nothing of it can be in a record."""
+    if getattr(params, "quorum_device", None) is None:
+        return []
+    from .remote import RemoteError, connect
+    from .stages.qdevice import P12
+
+    files: dict[bytes, list[str]] = {}
+    for node in params.nodes:  # type: ignore[attr-defined]
+        try:
+            host = connect(params, node)  # type: ignore[arg-type]
+        except RemoteError as e:
+            report.incomplete.append(f"qdevice PKCS#12 on {node.name}: cannot connect ({e.command}, exit {e.exit_code})")
+            continue
+        try:
+            if host.run(["test", "-e", P12], check=False).ok:
+                files.setdefault(host.read_bytes(P12), []).append(node.name)
+        except RemoteError as e:
+            report.incomplete.append(f"qdevice PKCS#12 on {node.name}: cannot read it ({e.command})")
+        finally:
+            host.close()
+    for nodes in files.values():
+        report.sources.append(f"qdevice PKCS#12: read from {', '.join(nodes)} over SFTP, kept in memory only")
+    return [Secret(f"the qdevice PKCS#12 file of {', '.join(nodes)}", data) for data, nodes in files.items()]

@@ -127,11 +127,20 @@ LABK_ID, LABK_NET = ("htk", "10.91.") if SLOT == 0 else (f"h{SLOT}k", f"10.{180 
 LABU_ID, LABU_NET = ("htu", "10.88.") if SLOT == 0 else (f"h{SLOT}u", f"10.{150 + SLOT}.")
 # Apache cloned on every node (pacemaker.layout cloned-apache, tests/lab/test_cloned_apache.py).
 LABC_ID, LABC_NET = ("htc", "10.90.") if SLOT == 0 else (f"h{SLOT}c", f"10.{170 + SLOT}.")
+# A quorum device on a third host running corosync-qnetd (params/lab-qdevice.yaml, tests/lab/test_qdevice.py).
+LABQ_ID, LABQ_NET = ("htq", "10.92.") if SLOT == 0 else (f"h{SLOT}q", f"10.{190 + SLOT}.")
 
 
 @pytest.fixture(scope="session")
 def lab2_params(tmp_path_factory) -> Path:
     return derived_params(tmp_path_factory.mktemp("params"), "lab.yaml", LAB2_ID, "10.77.", LAB2_NET, "hakit-test", RELEASE)
+
+
+@pytest.fixture(scope="session")
+def labq_params(tmp_path_factory) -> Path:
+    """params/lab-qdevice.yaml: two nodes and a quorum device (the lab's qnetd host)."""
+    return derived_params(tmp_path_factory.mktemp("paramsq"), "lab-qdevice.yaml", LABQ_ID, "10.93.", LABQ_NET,
+                          "hakit-testq", RELEASE)
 
 
 @pytest.fixture(scope="session")

@@ -312,18 +312,65 @@ def _stops_until_a_node_regains(o: Observation) -> list[str]:
     return problems
 
 
+def _quorum_without_device(o: Observation) -> list[str]:
+    """qnetd-loss: the nodes saw the device's vote go, kept quorum meanwhile, and had it back after the restore."""
+    problems = []
+    if o.notes.get("device_lost_after_s") is None:
+        problems.append(f"{o.active} still counted the quorum device's vote while its host was off: the fault "
+                        "never reached the nodes")
+    elif o.notes.get("quorate_without_device") is not True:
+        problems.append(f"{o.active} lost quorum without the quorum device (its own votes should keep it)")
+    if o.notes.get("device_back_after_s") is None:
+        problems.append("the quorum device's vote did not come back after its host was powered on")
+    return problems
+
+
+def _no_quorum_until_device_back(o: Observation) -> list[str]:
+    """qnetd-then-node-loss: after the second power cut the survivor lost quorum, and neither served nor
+    started the VIP nor fenced before the qnetd host was back (the second step)."""
+    if not o.marks or o.t_heal is None:
+        return ["the second power cut or the qnetd host's return never happened"]
+    cut, back = o.marks[0], o.t_heal
+    problems = []
+    if not any(c.status is not None and not c.status.quorate for c in o.cluster if cut <= c.t < back):
+        problems.append(f"{o.other} never showed lost quorum between the node's power cut and qnetd's return")
+    served = [p for p in o.probes if cut + 0.5 <= p.t < back and p.ok]
+    if served:
+        problems.append(f"served by {served[0].node} {served[0].t - cut:.1f} s after the node's power cut, while "
+                        "the survivor had no quorum")
+    wall_back = o.notes.get("qnetd_back_wall")
+    early = [e for e in o.fences if e.ok and e.completed is not None and wall_back is not None and e.completed < wall_back]
+    if early:
+        problems.append(f"{early[0].target} was fenced before the qnetd host was back (without quorum)")
+    return problems
+
+
 RULES: dict[str, Callable[[Observation], list[str]]] = {
     "pacemakerd-kill": _pacemakerd_respawned,
     "apache-kill-loop": _kills_then_move,
     "resource-fail": _failure_recorded,
     "passive-crash": _standby_lost,
     "gateway-loss-both": _stops_until_a_node_regains,
+    "qnetd-loss": _quorum_without_device,
+    "qnetd-then-node-loss": _no_quorum_until_device_back,
 }
 
 
 def evidence(o: Observation) -> str:
     """What the scenario's own rules looked at, in words, for the CSV and the report."""
     name = o.scenario.name
+    if name == "qnetd-loss":
+        lost, back = o.notes.get("device_lost_after_s"), o.notes.get("device_back_after_s")
+        return (f"{o.active} saw the device's vote go {lost if lost is not None else '(never)'} s after the power cut "
+                f"(quorate meanwhile: {o.notes.get('quorate_without_device')}); vote back "
+                f"{back if back is not None else '(never)'} s after power-on")
+    if name == "qnetd-then-node-loss" and o.marks and o.t_heal is not None:
+        lost = next((c.t for c in o.cluster if c.t >= o.marks[0] and c.status is not None and not c.status.quorate), None)
+        up = next((p.t for p in o.probes if p.t >= o.t_heal and p.ok), None)
+        return (f"node power-cut {o.marks[0] - o.t_inject:.1f} s after qnetd's; {o.other} without quorum "
+                + (f"{lost - o.marks[0]:.1f} s after it" if lost is not None else "(never seen)")
+                + f"; qnetd back at +{o.t_heal - o.marks[0]:.1f} s; served again "
+                + (f"{up - o.t_heal:.1f} s after that" if up is not None else "(never)"))
     if name == "pacemakerd-kill":
         before, after = o.notes.get("before") or {}, o.notes.get("after") or {}
         bp, ap = before.get("pids", {}), after.get("pids", {})

@@ -63,6 +63,7 @@ class Scenario:
     fenced: str | None = None  # with fencing on: the node that must be fenced, "active" or "other"
     needs_fencing: bool = False  # the scenario is about fencing; refused on a cluster without it
     needs_bonds: bool = False  # it pulls a slave of a real kernel bond: VM nodes (or lab.links slaves) only
+    needs_qdevice: bool = False  # it breaks the quorum device's host: params with a quorum_device only
     # With outage_expected False: clients may still miss one gap up to this long (s) without a move (slave-loss)
     max_blip_s: float = 0.0
     heal: Callable[["TrialContext"], None] | None = None  # a second step during the fault ...
@@ -290,6 +291,72 @@ def _plug_slave_back(c: "TrialContext") -> None:
     c.lab.link(c.active, c.notes["pulled"], up=True)
 
 
+def _qnetd_host(c: "TrialContext") -> str:
+    qd = c.params.quorum_device
+    if qd is None:
+        raise ValueError("qnetd-loss powers off the quorum device's host, but these params have no quorum_device")
+    return qd.host
+
+
+QDEVICE_WAIT_S = 60.0  # the longest the qnetd trials wait for the nodes to see the device's vote go (or come back)
+
+
+def _qnetd_then_active_cut(c: "TrialContext") -> None:
+    """Power-cut the qnetd host; once the nodes count its vote no more, power-cut the active node too."""
+    _power_cut_qnetd(c)
+    c.marks.append(time.monotonic())  # the second power cut
+    c.lab.power_cut(c.active)
+
+
+def _qnetd_back(c: "TrialContext") -> None:
+    c.notes["qnetd_back_wall"] = time.time()  # fencing before this (without quorum) is judged a fault
+    c.lab.power_on(_qnetd_host(c))
+
+
+def _active_back(c: "TrialContext") -> None:
+    c.lab.power_on(c.active)
+
+
+def _device_votes(c: "TrialContext", node: str) -> tuple[bool, bool] | None:
+    """(quorate, the device's vote counts) as ``corosync-quorumtool -s`` on ``node`` shows it; None if unreadable."""
+    from ..facts.corosync import parse_quorumtool_status
+
+    r = c.lab.ssh(node, ["corosync-quorumtool", "-s"], timeout=15)
+    try:
+        q = parse_quorumtool_status(r.stdout)
+    except ValueError:
+        return None
+    voting = q.qdevice is not None and q.qdevice.votes > 0 and all(",V," in f",{m.qdevice}," for m in q.members)
+    return q.quorate, voting
+
+
+def _wait_device(c: "TrialContext", voting: bool, key: str) -> None:
+    """Synchronise on state: until the active node shows the device's vote counting (or not); the delay goes
+    into c.notes[key], and c.notes["quorate_without_device"] says whether quorum held meanwhile."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < QDEVICE_WAIT_S:
+        got = _device_votes(c, c.active)
+        if got is not None and got[1] == voting:
+            c.notes[key] = round(time.monotonic() - t0, 2)
+            if not voting:
+                c.notes["quorate_without_device"] = got[0]
+            return
+        time.sleep(0.2)
+    c.notes[key] = None  # not seen within the wait: the judge's evidence (probe, fencing) still stands
+
+
+def _power_cut_qnetd(c: "TrialContext") -> None:
+    """Power-cut the qnetd host, then hold the fault until the nodes have noticed (the device's vote gone)."""
+    c.lab.power_cut(_qnetd_host(c))
+    _wait_device(c, voting=False, key="device_lost_after_s")
+
+
+def _power_on_qnetd(c: "TrialContext") -> None:
+    """Power the qnetd host on; the trial ends once qdevice has reconnected and the vote counts again."""
+    c.lab.power_on(_qnetd_host(c))
+    _wait_device(c, voting=True, key="device_back_after_s")
+
+
 def service_stopped(st: "ClusterStatus") -> bool:
     """The VIP runs on no node, and neither does an Apache of its own (a cloned Apache, which the gateway
     rule does not cover, may keep running idle)."""
@@ -417,6 +484,24 @@ SCENARIOS: dict[str, Scenario] = {
             heal=_gateway_back_other, heal_when=service_stopped, heal_hold_s=5.0, heal_after_s=60.0,
             observe_s=120.0,
         ),
+        Scenario(
+            "qnetd-loss", "power-cut the quorum device's host (corosync-qnetd); the nodes stay up",
+            "both nodes lose the device's vote but keep quorum with their own two of three; nothing moves, "
+            "nobody is fenced, no failed probe. When the host is back, qdevice reconnects and the vote returns",
+            moves=False, outage_expected=False, inject=_power_cut_qnetd, restore=_power_on_qnetd,
+            needs_qdevice=True,
+        ),
+        Scenario(
+            "qnetd-then-node-loss", "power-cut the quorum device's host; once the nodes see its vote gone, power-cut "
+            "the active node; the qnetd host comes back once the survivor has shown it has no quorum",
+            "without the device the survivor holds 1 vote of 3 and loses quorum: it may not fence the lost node and "
+            "starts nothing (no-quorum-policy stop), so the service is down: the price of a vote from outside. "
+            "When qnetd is back it gives the survivor the device's vote (ffsplit: the only partition it sees); "
+            "quorate again, the survivor fences the lost node and starts the VIP and Apache",
+            moves=True, outage_expected=True, inject=_qnetd_then_active_cut, restore=_active_back, fenced="active",
+            needs_qdevice=True, heal=_qnetd_back, heal_when=lambda st: not st.quorate,
+            heal_hold_s=3.0, heal_after_s=60.0, observe_s=180.0,
+        ),
     )
 }
 
@@ -426,6 +511,7 @@ DEFAULT = ("node-crash", "apache-crash", "gateway-loss", "planned-move", "ring0-
 FENCING = ("split-brain", "fence-failure")  # about fencing; split-brain also teaches without it
 # Beyond the default suite (`make demo` stays short): run with 'extended' or 'all', or by name.
 EXTENDED = ("pacemakerd-kill", "apache-kill-loop", "resource-fail", "passive-crash", "gateway-loss-both")
+QDEVICE = ("qnetd-loss", "qnetd-then-node-loss")  # about the quorum device: run by name or with 'all' on params with a quorum_device
 SETS = {"default": DEFAULT, "extended": EXTENDED}
 
 
@@ -455,11 +541,13 @@ def select_for(spec: str | list[str] | tuple[str, ...], params: "Params") -> lis
     names = [n.name for n in params.nodes]
     return select(spec, fencing=params.pacemaker.stonith_enabled, nodes=len(names),
                   no_quorum_policy=params.pacemaker.no_quorum_policy,
-                  bonds=params.lab.real_bonds(names) if params.lab is not None else None)
+                  bonds=params.lab.real_bonds(names) if params.lab is not None else None,
+                  qdevice=params.quorum_device is not None)
 
 
 def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None, nodes: int = 2,
-           no_quorum_policy: str = "ignore", bonds: bool | None = None) -> list[Scenario]:
+           no_quorum_policy: str = "ignore", bonds: bool | None = None,
+           qdevice: bool | None = None) -> list[Scenario]:
     """'all', 'default', 'extended', a comma list, or a list of names -> scenarios; unknown names raise
     listing the valid ones. With ``fencing`` known: 'all' leaves out what needs fencing when it is off,
     and naming such a scenario is refused; the same for ``bonds`` (real kernel bonds on the nodes) and
@@ -468,7 +556,7 @@ def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None,
         spec = list(SETS[spec])
     if spec == "all":
         names = [n for n, s in SCENARIOS.items() if (fencing is not False or not s.needs_fencing)
-                 and (bonds is not False or not s.needs_bonds)]
+                 and (bonds is not False or not s.needs_bonds) and (qdevice is not False or not s.needs_qdevice)]
     else:
         names = [x.strip() for x in spec.split(",")] if isinstance(spec, str) else list(spec)
     bad = [n for n in names if n not in SCENARIOS]
@@ -479,7 +567,9 @@ def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None,
     lacking = ((fencing is False, "needs_fencing", "tests fencing, but this cluster runs without it "
                 "(pacemaker.stonith_enabled is false); enable fencing or leave it out"),
                (bonds is False, "needs_bonds", "pulls a slave of a real bond, but these nodes have no kernel bonds "
-                "(container nodes get one plain link per network); use VM nodes (params/lab-vm.yaml) or leave it out"))
+                "(container nodes get one plain link per network); use VM nodes (params/lab-vm.yaml) or leave it out"),
+               (qdevice is False, "needs_qdevice", "powers off the quorum device's host, but these params have no "
+                "quorum_device; use params/lab-qdevice.yaml or leave it out"))
     for lacks, flag, why in lacking:
         need = [n for n in names if getattr(SCENARIOS[n], flag)]
         if lacks and need:

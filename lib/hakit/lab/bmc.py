@@ -107,7 +107,7 @@ def start(lab_dir: Path, params: Params, node: str, timeout: float = 15) -> int:
     # The daemon reads the params from here (the caller's params file may be temporary).
     spec = d / "params.json"
     tmp = d / f"params.{node}.tmp"  # nodes start in parallel
-    tmp.write_text(json.dumps(params.model_dump(mode="json", exclude={"pacemaker"}), indent=1))
+    tmp.write_text(json.dumps(params.model_dump(mode="json", exclude={"pacemaker", "quorum_device"}), indent=1))
     os.replace(tmp, spec)
     return daemon.start(daemon_argv(lab_dir, node), d / f"{node}.log", f"virtual BMC for {node}",
                         lambda pid: stop(pid, lab_dir, node), timeout)

@@ -49,6 +49,9 @@ PACKAGES = (
     # (or a real site's BMCs). Debian ships every agent in this one package.
     "fence-agents",
     "ipmitool",
+    # A quorum device: the daemon on every cluster node, and the qnetd server on the lab's qnetd host.
+    "corosync-qdevice",
+    "corosync-qnetd",
 )
 # Debian 13 made `fence-agents` a metapackage of all ~80 fence-agents-* packages (and their
 # cloud SDKs: a 2.2 GB image instead of 0.5 GB); the lab needs only fence_ipmilan's package.
@@ -57,7 +60,7 @@ RELEASE_PACKAGES: dict[str, tuple[str, ...]] = {
     "trixie": tuple("fence-agents-ipmilan" if p == "fence-agents" else p for p in PACKAGES),
 }
 # Bump when the customisation steps below change.
-RECIPE = 1
+RECIPE = 2
 # A bare node: what a freshly installed Debian server has (debootstrap's default variant: the
 # required and important packages, as the installer's base system) plus the SSH server.
 BARE_BASE = BASE_PACKAGES + ("openssh-server",)
@@ -258,15 +261,21 @@ class ImageCache:
             "UseDNS no\n"
         )
         # A fresh host has the packages but no cluster: corosync's default config is a
-        # single-node cluster on localhost, so leave both off until stage 3 enables them.
+        # single-node cluster on localhost, so leave both off until stage 3 enables them. The quorum
+        # device's daemons stay off too: a stage enables qnetd on the qnetd host and qdevice on the nodes.
         if not self.spec.bare:
             _stream(
-                _nspawn_run(rootfs, ["systemctl", "disable", "corosync.service", "pacemaker.service"]),
+                _nspawn_run(rootfs, ["systemctl", "disable", "corosync.service", "pacemaker.service",
+                                     "corosync-qdevice.service", "corosync-qnetd.service"]),
                 log,
                 progress,
                 "customise",
                 t0,
             )
+        # corosync-qnetd's postinst made a qnetd CA (its private key) in the image: every qnetd host
+        # of every lab would share it. Each makes its own instead (the quorum-device stage runs
+        # `corosync-qnetd-certutil -i` where no database exists, as the postinst does).
+        shutil.rmtree(rootfs / "etc/corosync/qnetd/nssdb", ignore_errors=True)
         (rootfs / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
         (rootfs / "etc/hakit-lab-image").write_text(f"{self.spec.key}\n")
 

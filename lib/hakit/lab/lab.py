@@ -131,6 +131,34 @@ class Lab:
         return self.cfg.kind(name) == "vm"
 
     @property
+    def qnetd(self) -> str | None:
+        """The lab's quorum-device host (a container running corosync-qnetd), when the params have one."""
+        qd = self.params.quorum_device
+        return qd.host if qd is not None else None
+
+    @property
+    def machines(self) -> list[str]:
+        """Every host the lab runs: the cluster nodes, then the qnetd host (if any)."""
+        return [n.name for n in self.params.nodes] + ([self.qnetd] if self.qnetd else [])
+
+    def _known(self, name: str) -> None:
+        """A cluster node or the qnetd host; anything else raises a KeyError naming both."""
+        if name != self.qnetd:
+            try:
+                self.params.node(name)
+            except KeyError:
+                extra = f"; the qnetd host is {self.qnetd}" if self.qnetd else ""
+                raise KeyError(f"no node named {name!r}; nodes are: "
+                               f"{', '.join(n.name for n in self.params.nodes)}{extra}") from None
+
+    def address(self, name: str) -> str:
+        """Where SSH reaches a lab host (a node's ssh address, the qnetd host's own address)."""
+        if name == self.qnetd:
+            assert self.params.quorum_device is not None
+            return self.params.quorum_device.address
+        return str(self.params.ssh_address(self.params.node(name)))
+
+    @property
     def vm_nodes(self) -> list[str]:
         return [n.name for n in self.params.nodes if self.is_vm(n.name)]
 
@@ -177,7 +205,7 @@ class Lab:
                 f"lab {self.cfg.id} runs image {running_image}, but the params ask for {self.image.spec.key} "
                 f"(lab.release {self.cfg.release}); take it down first (`python -m hakit lab down --params ...`), "
                 "then bring it up again: its nodes start fresh")
-        if all(self._node_running(n.name) for n in self.params.nodes) and self._state().get("ready"):
+        if all(self._node_running(n) for n in self.machines) and self._state().get("ready"):
             restarted = [f"virtual BMC of {n}" for n in self._ensure_bmcs()] + self._ensure_repo()
             if restarted:
                 self.progress(f"lab {self.cfg.id}: up; started again: {', '.join(restarted)}")
@@ -192,6 +220,8 @@ class Lab:
         self._ensure_network()
         self._ensure_repo()
         hosts = [(str(n.private_ip), n.name) for n in self.params.nodes]
+        if self.qnetd:
+            hosts.append((self.address(self.qnetd), self.qnetd))
         if self.image.spec.bare:
             hosts.append((str(self.cfg.host_private_ip), repo.HOST))
         pub = self.key_file.with_suffix(".pub").read_text()
@@ -209,16 +239,23 @@ class Lab:
                 hostkey = node.personalise(p, n.name, hosts, pub)
             names = ",".join([n.name, str(n.public_ip), str(n.private_ip)])
             known.append(f"{names} {hostkey}")
+        if self.qnetd:  # the quorum-device host: a container from the same image, corosync-qnetd installed
+            p, nn = self.paths(self.qnetd), self.net.node(self.qnetd)
+            self._record_node(self.qnetd, machine=self.machine(self.qnetd), base=str(p.base), netns=nn.netns,
+                              kind="qnetd")
+            node.mount_overlay(rootfs, p)
+            hostkey = node.personalise(p, self.qnetd, hosts, pub)
+            known.append(f"{self.qnetd},{self.address(self.qnetd)} {hostkey}")
         self.known_hosts.write_text("\n".join(known) + "\n")
         started = []
-        for n in self.params.nodes:
-            if not self._node_running(n.name):
-                self._boot(n.name)
-                started.append(n.name)
+        for name in self.machines:
+            if not self._node_running(name):
+                self._boot(name)
+                started.append(name)
         self.progress(f"lab {self.cfg.id}: booting {', '.join(started) or 'nothing'}; waiting for SSH ...")
-        with ThreadPoolExecutor(max_workers=len(self.params.nodes) + 1) as ex:
+        with ThreadPoolExecutor(max_workers=len(self.machines) + 1) as ex:
             bmcs = ex.submit(self._ensure_bmcs)  # the virtual BMCs start while the nodes boot
-            list(ex.map(self._wait_ready, [n.name for n in self.params.nodes]))
+            list(ex.map(self._wait_ready, self.machines))
             bmcs.result()
         self._record(ready=True)
         inv = inventory.write(self.params)  # what the runbooks read, as from any site (no secret in it)
@@ -288,7 +325,7 @@ class Lab:
     def _wait_ready(self, name: str) -> None:
         """Wait for SSH, then for systemd to finish booting; explain failed units."""
         deadline = time.monotonic() + self.cfg.boot_timeout
-        addr = str(self.params.ssh_address(self.params.node(name)))
+        addr = self.address(name)
         while True:
             if not self._node_running(name):
                 raise LabError(f"node {name} stopped while booting; see {self.paths(name).console}")
@@ -319,7 +356,7 @@ class Lab:
     # ------------------------------------------------------------- access
 
     def ssh_argv(self, name: str, tty: bool = False) -> list[str]:
-        n = self.params.node(name)
+        self._known(name)
         argv = [
             "ssh",
             "-i",
@@ -341,7 +378,7 @@ class Lab:
         ]
         if tty:
             argv.append("-t")
-        return argv + [f"{self.params.ssh.user}@{self.params.ssh_address(n)}"]
+        return argv + [f"{self.params.ssh.user}@{self.address(name)}"]
 
     def ssh(self, name: str, command: list[str], timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
         """Run a command on a node over SSH, as the runbooks would reach it."""
@@ -422,8 +459,26 @@ class Lab:
             "vip": str(self.params.vip.address),
             "bmc": self.bmc_status(),
             "package_mirror": self.repo_status(),
+            "quorum_device": self.qnetd_status(probe),
             "nodes": [s.__dict__ for s in nodes],
         }
+
+    def qnetd_status(self, probe: bool = True) -> dict[str, Any] | None:
+        """The lab's quorum-device host: where it is, whether it runs, and (probed) qnetd's own state."""
+        qd = self.params.quorum_device
+        if qd is None:
+            return None
+        running = self._node_running(qd.host)
+        out: dict[str, Any] = {"host": qd.host, "address": qd.address, "port": qd.port, "algorithm": qd.algorithm,
+                               "machine": self.machine(qd.host), "state": "running" if running else "off",
+                               "qnetd": None}
+        if running and probe:
+            try:
+                r = self.ssh(qd.host, ["systemctl", "is-active", "corosync-qnetd"], timeout=15)
+                out["qnetd"] = r.stdout.strip() or r.stderr.strip()[-200:]
+            except subprocess.TimeoutExpired:
+                out["qnetd"] = "ssh timed out"
+        return out
 
     # ------------------------------------------------------------- faults
 
@@ -434,8 +489,8 @@ class Lab:
         return self._node_state(name)
 
     def power_cut(self, name: str) -> None:
-        """Pull the plug: the node's processes die at once, its disk stays as it was."""
-        self.params.node(name)
+        """Pull the plug: the node's processes die at once, its disk stays as it was (also the qnetd host's)."""
+        self._known(name)
         with self._lock(f"power-{name}"):
             self._power_cut(name)
 
@@ -454,7 +509,7 @@ class Lab:
 
     def power_on(self, name: str, wait: bool = True) -> None:
         """Boot a node that is off. A node already on (e.g. its BMC just booted it) is left alone."""
-        self.params.node(name)
+        self._known(name)
         with self._lock(f"power-{name}"):
             if self._node_running(name):
                 self.progress(f"{name}: already running, nothing changed")
@@ -636,8 +691,8 @@ class Lab:
         removed: list[str] = self._stop_bmcs(st) + self._stop_repo(st)
         L = self.net
         nodes = dict(st.get("nodes", {}))
-        for n in self.params.nodes:
-            nodes.setdefault(n.name, {"machine": self.machine(n.name), "netns": L.node(n.name).netns, "base": str(self.paths(n.name).base)})
+        for name in self.machines:
+            nodes.setdefault(name, {"machine": self.machine(name), "netns": L.node(name).netns, "base": str(self.paths(name).base)})
         for name, ns in nodes.items():
             machine = ns.get("machine", self.machine(name))
             netns = ns.get("netns", f"{self.cfg.id}-{name}")
@@ -727,7 +782,7 @@ class Lab:
             if pid_dir.name.isdigit():
                 argv = node.cmdline(int(pid_dir.name))
                 if argv and argv[0].endswith("systemd-nspawn") and any(
-                    a == f"--machine={self.machine(n.name)}" for n in self.params.nodes for a in argv
+                    a == f"--machine={self.machine(n)}" for n in self.machines for a in argv
                 ):
                     if node.pid_alive(int(pid_dir.name)):
                         found.append(f"process {pid_dir.name} ({' '.join(argv[:3])} ...)")

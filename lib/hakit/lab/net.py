@@ -158,6 +158,17 @@ def plan_network(params: Params, links_mode: str) -> LabNet:
                 bonds=(("private", nets.private.bond), ("public", nets.public.bond)),
             )
         )
+    qd = params.quorum_device
+    if qd is not None:  # the lab's qnetd host: one cable on the public network, where the nodes reach it
+        nodes.append(
+            NodeNet(
+                name=qd.host,
+                netns=f"{lid}-{qd.host}",
+                links=(Link(host_end=f"{lid}qpub", node_end="eth0", bridge=bridges["public"], network="public",
+                            address=f"{qd.address}/{nets.public.subnet.prefixlen}"),),
+                gateway=str(nets.public.gateway),
+            )
+        )
     return LabNet(
         lab_id=lid,
         bridges=bridges,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hakit.params import Params
+from hakit.params import QDEVICE_PORT, Params
 from hakit.profiles import Profile, get_profile
 from ..errors import HakitError
 
@@ -50,7 +50,7 @@ def render_corosync_conf(params: Params, profile: Profile | None = None) -> str:
     lines.append("")
     lines += _section("nodelist", _nodelist_body(params))
     lines.append("")
-    lines += _section("quorum", _quorum_body(count))
+    lines += _section("quorum", _quorum_body(count) if params.quorum_device is None else _qdevice_quorum_body(params))
     lines.append("")
     lines += _section(
         "logging",
@@ -118,6 +118,29 @@ def _quorum_body(node_count: int) -> list[str]:
             "two_node: 1",
         ]
     return body
+
+
+def _qdevice_quorum_body(params: Params) -> list[str]:
+    """votequorum with a quorum device (model net): qnetd is a third vote, so no two_node."""
+    qd = params.quorum_device
+    assert qd is not None
+    net = [f"host: {qd.address}"]
+    if qd.port != QDEVICE_PORT:
+        net.append(f"port: {qd.port}")
+    net += [f"algorithm: {qd.algorithm}", f"tls: {qd.tls}"]
+    return [
+        "provider: corosync_votequorum",
+        f"# a quorum device on {qd.host} adds a vote: no two_node (and so no wait_for_all from it);",
+        "# a node alone keeps quorum only while qnetd gives it the device's vote",
+        "",
+        *_section("device", ["model: net", *_votes(qd.algorithm), "", *_section("net", net)]),
+    ]
+
+
+def _votes(algorithm: str) -> list[str]:
+    # corosync-qdevice refuses ffsplit unless votes is set to 1 (seen on the lab's 3.0.3); lms takes
+    # qdevice's default, the nodes' votes less one, so a last node standing keeps quorum.
+    return ["votes: 1"] if algorithm == "ffsplit" else []
 
 
 def parse_corosync_conf(text: str) -> dict[str, Any]:

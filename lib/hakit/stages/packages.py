@@ -151,7 +151,8 @@ def peer_addresses(params: Params, node: str) -> list[str]:
 
 def wanted_for(params: Params, codename: str) -> tuple[str, ...]:
     """The cluster packages a node of this release needs (none for a release hakit does not support)."""
-    return pk.cluster_packages(codename, fence_agent(params)) if codename in pk.CODENAMES else ()
+    return (pk.cluster_packages(codename, fence_agent(params), qdevice=params.quorum_device is not None)
+            if codename in pk.CODENAMES else ())
 
 
 def installed_query(params: Params) -> str:
