@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import shutil
 import statistics
 import time
@@ -129,12 +131,13 @@ def bench_failover(params_file: str, profiles: list[str], trials: int, scenarios
 
 
 def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root: Path | None = None,
-               progress=print, report_every_s: float = 60.0) -> tuple[dict, Path]:
+               progress=print, report_every_s: float = 60.0, load: str = "") -> tuple[dict, Path]:
     """Watch a healthy cluster for ``minutes`` with nothing injected; return the figures and the folder of results.
 
     The client probe, the ARP watch and a crm_mon watch (through the non-preferred node, on its own SSH
     session) run together; a progress line is printed every ``report_every_s``. Ctrl-C ends the soak
-    early and still reports what was seen (``interrupted: true``).
+    early and still reports what was seen (``interrupted: true``). With ``load`` ("200" or "200,4,4") a
+    client load (`failover.load`) runs beside them for the whole soak, ending by itself at its end.
     """
     import csv
     import json
@@ -142,6 +145,7 @@ def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root
     from datetime import datetime, timezone
 
     from .failover import soak
+    from .failover.load import LoadGenerator, LoadSpec, parse_spec
     from .failover.watch import ArpWatch, ClusterWatch, HttpProbe
     from .notebook import load
     from .remote import connect
@@ -153,16 +157,21 @@ def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root
         raise ValueError(f"{params_file}: the soak benchmark probes the VIP from the lab's public bridge; "
                          "this params file has no lab section")
     get_profile(profile)  # an unknown name fails before any change
+    spec = parse_spec(load) if load else None
+    if spec is not None:  # the load stops by itself a minute after the soak should have ended
+        spec = LoadSpec(spec.rate_hz, spec.keepalive, spec.fresh, spec.timeout_s, min(3600.0, minutes * 60 + 60))
     started = datetime.now(timezone.utc)
     out = _out_dir("soak", out_root, started)
     vip = str(params.vip.address)
     watcher = next(n.name for n in params.nodes if n.name != params.preferred_node)
     _switch_profile(params, profile, out / f"cib-{profile}", progress, settle=True)
-    progress(f"soak: {minutes:g} min, probing http://{vip}/, crm_mon through {watcher}; Ctrl-C ends it early")
+    progress(f"soak: {minutes:g} min, probing http://{vip}/, crm_mon through {watcher}"
+             + (f", client load {spec.describe()}" if spec else "") + "; Ctrl-C ends it early")
     watcher_host = connect(params, params.node(watcher))  # its own SSH session: the watch runs in a thread
     interrupted = False
     try:
-        with HttpProbe(vip) as probe, ArpWatch(vip) as arp, ClusterWatch(watcher_host) as cw:
+        with HttpProbe(vip) as probe, ArpWatch(vip) as arp, ClusterWatch(watcher_host) as cw, \
+                (LoadGenerator(vip, spec) if spec else contextlib.nullcontext()) as busy:
             t0 = time.monotonic()
             t_end = t0 + minutes * 60
             next_report = t0 + report_every_s
@@ -172,7 +181,8 @@ def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root
                     if time.monotonic() >= next_report and time.monotonic() < t_end:
                         s = soak.summarize(probe.snapshot(), list(arp.samples), list(cw.samples), t0,
                                            time.monotonic())
-                        progress(soak.progress_line(time.monotonic() - t0, s))
+                        progress(soak.progress_line(time.monotonic() - t0, s)
+                                 + (f"; load: {busy.summary(t0, time.monotonic()).describe()}" if busy else ""))
                         next_report += report_every_s
             except KeyboardInterrupt:
                 interrupted = True
@@ -180,6 +190,7 @@ def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root
             t1 = min(time.monotonic(), t_end)
         probes = probe.snapshot()
         arp_samples, cluster = list(arp.samples), list(cw.samples)
+        busy_summary = busy.summary(t0, t1) if busy else None
     finally:
         watcher_host.close()
     summary = soak.summarize(probes, arp_samples, cluster, t0, t1)
@@ -195,6 +206,10 @@ def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root
         "interrupted": interrupted,
         **summary,
     }
+    if busy_summary is not None:
+        result.update({"load_hz": spec.rate_hz, "load_requests": busy_summary.requests,
+                       "load_errors": busy_summary.errors, "load_p50_ms": busy_summary.p50_ms,
+                       "load_p99_ms": busy_summary.p99_ms})
     (out / "soak.json").write_text(json.dumps(result, indent=2) + "\n")
     with (out / "probes.csv").open("w", newline="") as f:
         w = csv.writer(f)

@@ -188,7 +188,8 @@ def cmd_bench_soak(args: argparse.Namespace) -> int:
     from .bench import bench_soak
     from .failover.soak import report_lines
 
-    result, out = bench_soak(args.params, args.minutes, args.profile, progress=lambda m: print(m, flush=True))
+    result, out = bench_soak(args.params, args.minutes, args.profile, progress=lambda m: print(m, flush=True),
+                             load=args.load)
     print(f"soak of {result['cluster']} ({result['profile']} profile, fencing "
           f"{'on' if result['fencing'] else 'off'}){', INTERRUPTED' if result['interrupted'] else ''}:")
     for line in report_lines(result):
@@ -424,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file of a built lab cluster (default {DEFAULT_PARAMS})")
     bs.add_argument("--minutes", type=_minutes, default=10.0, help="how long to watch, in minutes (> 0; default 10)")
     bs.add_argument("--profile", default="fast", help="timing profile to switch the cluster to first (default fast)")
+    bs.add_argument("--load", default="", help="a client load on the VIP for the whole soak: RATE or "
+                    "RATE,KEEPALIVE,FRESH (e.g. 200 or 200,4,4); default none")
     bs.set_defaults(func=cmd_bench_soak)
     return p
 

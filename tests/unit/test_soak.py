@@ -191,3 +191,7 @@ def test_lines_show_the_figures() -> None:
     assert "longest outage:           1.000 s" in text
     assert "dual-VIP ARP samples:     1 of 1" in text
     assert "spurious failovers:       0" in text
+    assert "client load" not in text  # a soak without a load says nothing of one
+    s.update({"load_hz": 200.0, "load_requests": 120000, "load_errors": 0, "load_p50_ms": 4.5, "load_p99_ms": 61.0})
+    assert ("client load:              120000 requests at 200/s asked, 0 failed (goal 0); latency p50 4.5 ms, "
+            "p99 61.0 ms") in "\n".join(report_lines(s))

@@ -172,4 +172,6 @@ def report_lines(s: dict[str, Any]) -> list[str]:
         f"dual-VIP ARP samples:     {s['dual_vip_arp_samples']} of {s['arp_samples']} (goal 0); "
         f"no answer {s['arp_silent_samples']}",
         f"cluster readings:         {s['cluster_readings']} ({s['cluster_unreadable']} unreadable)",
-    ]
+    ] + ([f"client load:              {s['load_requests']} requests at {s['load_hz']:g}/s asked, "
+          f"{s['load_errors']} failed (goal 0); latency p50 {s['load_p50_ms']:.1f} ms, p99 {s['load_p99_ms']:.1f} ms"]
+         if "load_requests" in s else [])
