@@ -86,7 +86,7 @@ def test_unknown_key_in_a_node():
 def test_unknown_profile_is_refused_at_load_time():
     d = data()
     d["cluster"]["profile"] = "turbo"
-    assert "cluster.profile 'turbo' is not a timing profile; use one of: fast, seed" in bad(d)
+    assert "cluster.profile 'turbo' is not a timing profile; use one of: fast, lan, seed" in bad(d)
 
 
 def test_profile_too_tight_for_the_cluster_size_is_refused_at_load_time(monkeypatch):

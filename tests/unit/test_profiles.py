@@ -45,15 +45,24 @@ def test_fast_is_faster_and_sits_on_corosyncs_minimum() -> None:
 
 
 def test_registry() -> None:
-    assert profile_names() == ["fast", "seed"]
+    assert profile_names() == ["fast", "lan", "seed"]
     assert PROFILES["fast"] is FAST and get_profile("seed") is SEED
+
+
+def test_lan_is_below_fast_and_as_low_as_corosync_allows_with_ten_retransmits() -> None:
+    lan = get_profile("lan")
+    assert (lan.token, lan.consensus) == (600, 720) and lan.failure_detection_ms(2) == 1320
+    assert lan.failure_detection_ms(2) < FAST.failure_detection_ms(2)
+    assert lan.token_retransmits_before_loss_const == FAST.token_retransmits_before_loss_const == 10
+    with pytest.raises(ValidationError, match="hold time of 29 ms"):  # 500 ms would be below the minimum
+        lan.model_validate({**lan.model_dump(), "token": 500, "consensus": 600})
 
 
 def test_unknown_profile_names_the_valid_ones() -> None:
     with pytest.raises(ProfileError) as err:
         get_profile("fats")
     msg = str(err.value)
-    assert "'fats'" in msg and "fast, seed" in msg and "cluster.profile" in msg
+    assert "'fats'" in msg and "fast, lan, seed" in msg and "cluster.profile" in msg
     assert isinstance(err.value, ParamsError)
 
 

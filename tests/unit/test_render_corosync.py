@@ -86,7 +86,7 @@ def test_profile_too_tight_for_three_nodes_is_refused(lab: Params, lab3: Params)
 
 def test_unknown_profile_in_params(lab: Params) -> None:
     bad = lab.model_copy(update={"cluster": Cluster(name="hakit-lab", profile="turbo")})
-    with pytest.raises(ProfileError, match="'turbo'.*fast, seed"):
+    with pytest.raises(ProfileError, match="'turbo'.*fast, lan, seed"):
         render_corosync_conf(bad)
 
 
