@@ -147,12 +147,12 @@ def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root
     from .failover import soak
     from .failover.load import LoadGenerator, LoadSpec, parse_spec
     from .failover.watch import ArpWatch, ClusterWatch, HttpProbe
-    from .notebook import load
+    from .notebook import load as load_params
     from .remote import connect
 
     if not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
         raise ValueError(f"--minutes {minutes}: use a number of minutes greater than 0")
-    params = load(params_file)
+    params = load_params(params_file)
     if params.lab is None:
         raise ValueError(f"{params_file}: the soak benchmark probes the VIP from the lab's public bridge; "
                          "this params file has no lab section")

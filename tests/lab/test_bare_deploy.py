@@ -198,7 +198,8 @@ def test_bare_nodes_get_the_cluster_from_stage00_to_06(deployed: tuple[Lab, Path
     rec = json.loads((folder / "00_packages" / "record.json").read_text())["verification"]
     assert rec["ok"] is True and rec["before_apply"] is False
     for n in bare.params.nodes:
-        live = bare.ssh(n.name, ["dpkg-query", "-W", "-f=${Package} ${Version}\\n", *stage.pk.lab_packages("trixie")],
+        wanted = stage.pk.cluster_packages("trixie", "fence_ipmilan", qdevice=bare.params.quorum_device is not None)
+        live = bare.ssh(n.name, ["dpkg-query", "-W", "-f=${Package} ${Version}\\n", *wanted],
                         check=True).stdout.split("\n")
         for line in filter(None, live):
             pkg, version = line.split()

@@ -121,3 +121,13 @@ def test_generator_counts_refused_connections_and_goes_on() -> None:
     s = gen.summary()
     assert s.requests >= 30 and s.errors == s.requests
     assert s.errors_by_kind["keepalive"] > 0 and s.errors_by_kind["fresh"] > 0 and math.isnan(s.p50_ms)
+
+
+def test_bench_refuses_a_bad_load_before_any_host_is_touched(tmp_path) -> None:
+    from hakit.bench import bench_failover, bench_soak
+
+    with pytest.raises(ValueError, match="rate_hz 0.0: between 1 and 1000"):
+        bench_soak("params/lab.yaml", 1, load="0", out_root=tmp_path)
+    with pytest.raises(ValueError, match="load 'x,1'"):
+        bench_failover("params/lab.yaml", ["fast"], 1, load="x,1", out_root=tmp_path)
+    assert not any(tmp_path.iterdir())  # no result folder either
