@@ -96,7 +96,8 @@ class WaitDrained(Op):
         while True:
             st = cibstage.status(ctx.host(self.node))
             left = still_on(st, self.target)
-            if not left:
+            me = st.nodes.get(self.target)
+            if not left and (me is None or me.standby):  # standby seen, so its transition was computed
                 return f"nothing runs on {self.target} after {time.monotonic() - t0:.1f} s"
             if time.monotonic() - t0 > self.timeout_s:
                 raise OperationError(f"{self.target} still runs {', '.join(left)} {self.timeout_s:.0f} s after "
