@@ -148,3 +148,23 @@ def test_removal_refusals_name_the_reason(lab: Params, lab_three: Params) -> Non
     with pytest.raises(membership.RemovalRefused, match="would change the fence device of vm-node3"):
         membership.remaining_params(lab_three, "vm-node2")
     assert [n.name for n in membership.remaining_params(lab_three, "vm-node3").nodes] == ["vm-node1", "vm-node2"]
+
+
+def test_bench_change_grows_the_params_by_the_next_node(lab: Params) -> None:
+    from hakit.benchchange import with_added_node
+
+    grown = with_added_node(lab)
+    assert [(n.name, n.nodeid, str(n.private_ip), str(n.public_ip)) for n in grown.nodes[2:]] == [
+        ("vm-node3", 3, "10.77.0.13", "10.77.1.13")]
+    assert grown.lab == lab.lab and grown.vip == lab.vip
+    assert "two_node" not in corosync.desired_conf(grown)
+
+
+def test_the_cli_knows_node_remove_lab_drop_and_bench_change() -> None:
+    from hakit.cli import build_parser
+
+    p = build_parser()
+    a = p.parse_args(["node", "remove", "vm-node3", "--params", "x.yaml", "--dry-run"])
+    assert (a.name, a.params, a.dry_run) == ("vm-node3", "x.yaml", True)
+    assert p.parse_args(["lab", "drop", "vm-node3"]).node == "vm-node3"
+    assert p.parse_args(["bench", "change", "--trials", "3"]).trials == 3
