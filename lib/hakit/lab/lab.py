@@ -482,6 +482,18 @@ class Lab:
             if d.exists():
                 node.remove_cgroup_tree(d)
         shutil.rmtree(self.dir / "nodes" / name, ignore_errors=True)
+        # The others forget its MACs: a node booted again at these addresses gets new ones, and a stale
+        # neighbour entry would drop the first packets to it for seconds (a real new server has a MAC
+        # nobody has seen; the lab re-uses the addresses).
+        n = self.params.node(name)
+        addrs = [str(n.private_ip), str(n.public_ip)]
+        spaces = [o.netns for o in self.net.nodes if o.name != name and o.kind != "vm"] + [self.net.gw_netns]
+        for space in spaces:
+            if net.netns_exists(space):
+                for ip in addrs:
+                    run(["ip", "-n", space, "neigh", "flush", "to", ip], check=False)
+        for ip in addrs:
+            run(["ip", "neigh", "flush", "to", ip], check=False)
         with self._lock("state"):
             st = self._state()
             st.get("nodes", {}).pop(name, None)
