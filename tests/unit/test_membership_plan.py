@@ -19,14 +19,14 @@ HAS_RUN = (Path(__file__).parent / "fixtures/captured/trixie/cib-dir-after-stage
 CRM_MON_3 = (Path(__file__).parent / "fixtures/captured/trixie/crm_mon-3node-grown.xml").read_text().partition("# ---\n")[2]
 
 
-def fake(name: str, conf: str | None, active: bool) -> FakeRunner:
+def fake(name: str, conf: str | None, active: bool, ran: bool | None = None) -> FakeRunner:
     f = FakeRunner(name)
     if conf is not None:
         f.files[CONF] = conf.encode()
     state, en = ("active", "enabled") if active else ("inactive", "disabled")
     f.answer(r"systemctl is-active", f"corosync {state} {en}\npacemaker {state} {en}\n")
     f.answer(r"test -s /etc/corosync/authkey", "key\n")
-    f.answer(r"^if test -d /var/lib/pacemaker/cib;", HAS_RUN if active else "dir\n")
+    f.answer(r"^if test -d /var/lib/pacemaker/cib;", HAS_RUN if (active if ran is None else ran) else "dir\n")
     f.answer(r"corosync-cmapctl runtime.config.totem.", "runtime.config.totem.token (u32) = 1000\n"
              "runtime.config.totem.consensus (u32) = 1200\n")
     return f
@@ -77,6 +77,15 @@ def test_a_node_added_to_the_params_joins_without_restarting_the_others(lab: Par
     # The reload comes after the file is installed on every node, the starts after the reload.
     assert prog.index("vm-node1  corosync-cfgtool -R") < prog.index("vm-node3  systemctl start corosync")
     assert max(i for i, ln in enumerate(prog) if "mv -f" in ln) < prog.index("vm-node1  corosync-cfgtool -R")
+
+
+def test_a_member_that_starts_again_is_not_treated_as_new(lab_three: Params) -> None:
+    three = corosync.desired_conf(lab_three)
+    fakes = {"vm-node1": fake("vm-node1", three, True), "vm-node2": fake("vm-node2", three, True),
+             "vm-node3": fake("vm-node3", three, False, ran=True)}
+    assert _plan(lab_three, fakes).program() == [
+        "vm-node3  systemctl start corosync", "--- barrier: corosync started on every node that starts ---",
+        "vm-node3  systemctl start pacemaker", "vm-node3  systemctl enable corosync pacemaker"]
 
 
 def test_params_that_lost_a_running_node_block_the_stage(lab: Params, lab_three: Params) -> None:

@@ -429,7 +429,7 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, 
     if start:
         p.ops.append(Barrier(text="corosync started on every node that starts"))
     if any(f.pacemaker_active for f in nodes):
-        for f in start:  # a node joining a cluster that runs
+        for f in [f for f in start if f.node in delta.added or f.pacemaker_never_ran]:  # new to a running cluster
             p.ops.append(Command(
                 node=f.node, argv=STOP_APACHE, label="stop and disable apache2.service (if installed)",
                 reason="the node joins a running cluster: pacemaker's first probe there must not find an Apache "
