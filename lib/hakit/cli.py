@@ -93,6 +93,11 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drop(args: argparse.Namespace) -> int:
+    _lab(args).drop(args.node)
+    return 0
+
+
 def cmd_kinds(args: argparse.Namespace) -> int:
     """One line per lab node: its name and how the lab runs it (container or vm); nothing for real hosts."""
     params = load_params(args.params)
@@ -168,6 +173,15 @@ def cmd_bench_failover(args: argparse.Namespace) -> int:
     text, out = bench_failover(args.params, profiles, args.trials, args.scenarios, load=args.load)
     print(text)
     print(f"results: {out}/failover.csv, charts: {out}/downtime.png, {out}/timelines.png")
+    return 0
+
+
+def cmd_bench_change(args: argparse.Namespace) -> int:
+    from .benchchange import bench_change
+
+    text, out = bench_change(args.params, args.trials)
+    print(text)
+    print(f"results: {out}/change.csv, {out}/change-medians.csv, chart: {out}/change.png")
     return 0
 
 
@@ -301,6 +315,25 @@ def cmd_rolling(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_node(args: argparse.Namespace) -> int:
+    from . import membership
+    from .notebook import connect_nodes, load
+
+    params = load(args.params)
+    membership.remaining_params(params, args.name)  # bad input stops here, before any connection
+    hosts = connect_nodes(params)
+    say = (lambda m: print(("(dry run) " if args.dry_run else "") + m, flush=True))
+    try:
+        r = membership.remove(params, hosts, args.name, dry_run=args.dry_run, progress=say)
+        if not args.dry_run:
+            print(f"{args.name} removed in {r.seconds}; now take it out of {args.params}: the stages then find "
+                  "nothing to change")
+    finally:
+        for h in hosts.values():
+            h.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hakit", description="HA cluster runbooks and local lab")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -318,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="machine-readable output for scripts")
     st.add_argument("--no-probe", action="store_true", help="do not ssh into nodes")
     add("down", cmd_down, "remove everything the lab made (image cache stays)")
+    dr = add("drop", cmd_drop, "take one node out of a running lab (its BMC, processes, disk, network); the others "
+                               "run on. Take it out of the cluster first: `hakit node remove NODE`")
+    dr.add_argument("node")
     add("kinds", cmd_kinds, "list each node and how the lab runs it: container or vm "
                             "(`make setup` installs qemu only when one is a vm)")
     s = add("ssh", cmd_ssh, "open a shell on a node, or run a command (exit code passed through)")
@@ -380,6 +416,16 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--rejoin-timeout", type=float, default=180.0,
                     help="s a node may take to rejoin the membership after its work before the rollout stops")
     ro.set_defaults(func=cmd_rolling)
+    nd = sub.add_parser("node", help="change the cluster's membership (adding a node: add it to the params and run "
+                                     "the stages)")
+    ndsub = nd.add_subparsers(dest="node_cmd", required=True)
+    nr = ndsub.add_parser("remove", help="drain a node, stop it and take it out of the CIB and the nodelist while "
+                                         "the service runs; the params must still list it")
+    nr.add_argument("name", help="the node to remove")
+    nr.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file that still lists the node (default "
+                                                             f"{DEFAULT_PARAMS})")
+    nr.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
+    nr.set_defaults(func=cmd_node)
     pr = sub.add_parser("prepare", help="parameter-filled notebook copies for a trainee (JupyterLab)")
     pr.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file (default {DEFAULT_PARAMS})")
     pr.add_argument("--out", default="training", help="folder for the copies (default training/)")
@@ -420,6 +466,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "RATE,KEEPALIVE,FRESH (e.g. 200 or 200,4,4: requests/s, kept-alive and fresh connections); "
                     "default none")
     bf.set_defaults(func=cmd_bench_failover)
+    bc = bsub.add_parser("change", help="client downtime and failed probes per change to the running cluster: profile "
+                                        "switch fast -> seed -> fast, node add 2 -> 3, node remove 3 -> 2, rolling "
+                                        "restart, maintenance-mode pacemaker restart")
+    bc.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file of a built two-node lab cluster (default "
+                                                             f"{DEFAULT_PARAMS})")
+    bc.add_argument("--trials", type=int, default=1, help="rounds of all changes; the median is reported (default 1: "
+                                                          "a round takes minutes; the issue asks for 3)")
+    bc.set_defaults(func=cmd_bench_change)
     bs = bsub.add_parser("soak", help="watch a healthy cluster for a while (nothing injected); prints client "
                                       "success ratio, spurious failovers, dual-VIP ARP samples")
     bs.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file of a built lab cluster (default {DEFAULT_PARAMS})")

@@ -129,6 +129,8 @@ LABU_ID, LABU_NET = ("htu", "10.88.") if SLOT == 0 else (f"h{SLOT}u", f"10.{150 
 LABC_ID, LABC_NET = ("htc", "10.90.") if SLOT == 0 else (f"h{SLOT}c", f"10.{170 + SLOT}.")
 # A quorum device on a third host running corosync-qnetd (params/lab-qdevice.yaml, tests/lab/test_qdevice.py).
 LABQ_ID, LABQ_NET = ("htq", "10.92.") if SLOT == 0 else (f"h{SLOT}q", f"10.{190 + SLOT}.")
+# Grow 2 -> 3 and shrink 3 -> 2 on a running cluster (tests/lab/test_grow_shrink.py); 10.93. is params/lab-qdevice.yaml's.
+LABG_ID, LABG_NET = ("htg", "10.94.") if SLOT == 0 else (f"h{SLOT}g", f"10.{200 + SLOT}.")
 
 
 @pytest.fixture(scope="session")
@@ -187,6 +189,27 @@ def labc_params(tmp_path_factory) -> Path:
     assert n == 1, "params/lab.yaml sets no pacemaker.layout to replace"
     f.write_text(text)
     return f
+
+
+def with_third_node(two_node_file: Path, out: Path) -> Path:
+    """A copy of a two-node params file (params/lab.yaml's layout) with ``vm-node3`` added (nodeid 3, .13
+    on both networks): the same lab, cluster and subnets, one node more."""
+    text = two_node_file.read_text()
+    m = re.search(r"(?m)^  - name: vm-node2\n(?:    .*\n)+", text)
+    assert m, f"{two_node_file} has no vm-node2 entry to copy"
+    third = m.group(0).replace("vm-node2", "vm-node3").replace("nodeid: 2", "nodeid: 3")
+    third = re.sub(r"(\d+\.\d+\.\d+)\.12\b", r"\g<1>.13", third)
+    out.write_text(text[: m.end()] + third + text[m.end():])
+    return out
+
+
+@pytest.fixture(scope="session")
+def labg_params(tmp_path_factory) -> tuple[Path, Path]:
+    """The grow/shrink lab: params/lab.yaml on its own lab id and subnets (two nodes), and the same
+    params with a third node (vm-node3)."""
+    d = tmp_path_factory.mktemp("paramsg")
+    two = derived_params(d, "lab.yaml", LABG_ID, "10.77.", LABG_NET, "hakit-testg", RELEASE)
+    return two, with_third_node(two, d / "test-lab-grown.yaml")
 
 
 @pytest.fixture(scope="session")

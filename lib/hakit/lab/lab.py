@@ -507,6 +507,58 @@ class Lab:
         self._record_node(name, leader_pid=None, nspawn_pid=None, cut_at=time.time())
         self.progress(f"{name}: power cut")
 
+    def drop(self, name: str) -> list[str]:
+        """Take one node out of a running lab (after `hakit node remove` took it out of the cluster): its
+        BMC, its processes, its disk, its network namespace and links; the other nodes run on. The lab
+        grows again with `lab up` and params that list it (it then boots fresh)."""
+        self.params.node(name)
+        removed: list[str] = []
+        ns = self._node_state(name)
+        if labbmc.stop(ns.get("bmc_pid"), self.dir, name):
+            removed.append(f"virtual BMC of {name}")
+        with self._lock(f"power-{name}"):
+            if self._node_running(name):
+                self._power_cut(name)
+                removed.append(f"node {name} stopped")
+        root = self.paths(name).root
+        if node.is_mounted(root):
+            node.unmount(root)
+            removed.append(f"unmounted {root}")
+        nn = self.net.node(name)
+        if net.netns_exists(nn.netns):
+            node.kill_all_in_netns(nn.netns)
+            net.delete_netns(nn.netns)
+            removed.append(f"netns {nn.netns}")
+        for ln in nn.links:
+            if net.link_exists(ln.host_end):
+                net.delete_link(ln.host_end)
+                removed.append(f"link {ln.host_end}")
+        for d in node.cgroup_dirs(self.machine(name)):
+            if d.exists():
+                node.remove_cgroup_tree(d)
+        shutil.rmtree(self.dir / "nodes" / name, ignore_errors=True)
+        # The others forget its MACs: a node booted again at these addresses gets new ones, and a stale
+        # neighbour entry would drop the first packets to it for seconds (a real new server has a MAC
+        # nobody has seen; the lab re-uses the addresses).
+        n = self.params.node(name)
+        addrs = [str(n.private_ip), str(n.public_ip)]
+        spaces = [o.netns for o in self.net.nodes if o.name != name and o.kind != "vm"] + [self.net.gw_netns]
+        for space in spaces:
+            if net.netns_exists(space):
+                for ip in addrs:
+                    run(["ip", "-n", space, "neigh", "flush", "to", ip], check=False)
+        for ip in addrs:
+            run(["ip", "neigh", "flush", "to", ip], check=False)
+        with self._lock("state"):
+            st = self._state()
+            st.get("nodes", {}).pop(name, None)
+            _write_json(self.state_file, st)
+        if self.known_hosts.exists():
+            keep = [ln for ln in self.known_hosts.read_text().splitlines() if ln.split(",", 1)[0] != name]
+            self.known_hosts.write_text("\n".join(keep) + "\n")
+        self.progress(f"lab {self.cfg.id}: dropped {name} ({'; '.join(removed) or 'nothing was running'})")
+        return removed
+
     def power_on(self, name: str, wait: bool = True) -> None:
         """Boot a node that is off. A node already on (e.g. its BMC just booted it) is left alone."""
         self._known(name)

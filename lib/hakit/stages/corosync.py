@@ -120,6 +120,13 @@ PREV = f"{CONF}.hakit-prev"
 # checked after the reload in `runtime.config.totem.<key>` (seen on the lab's corosync 3.1).
 RUNTIME_TOTEM = ("token", "consensus", "join", "max_messages", "token_retransmits_before_loss_const")
 RUNTIME_PREFIXES = ("logging.",)  # logging options reload too and need no agreement
+# A node added to or removed from the nodelist, and the quorum settings that follow the node count
+# (`two_node`), reload too (corosync 3 with knet; seen on the lab's corosync 3.1.9: after one
+# `corosync-cfgtool -R`, 2 -> 3 nodes gave runtime.votequorum.two_node 0 and expected votes 3,
+# 3 -> 2 gave two_node 1 and expected votes 2, the running nodes quorate throughout).
+# A changed address or id of a node that stays is not in this class (see `nodelist_delta`).
+MEMBERSHIP_PREFIXES = ("nodelist.node[",)
+MEMBERSHIP_KEYS = ("quorum.two_node",)
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,13 @@ class ConfChange:
 
     @property
     def runtime(self) -> bool:
-        return self.key in {f"totem.{k}" for k in RUNTIME_TOTEM} or self.key.startswith(RUNTIME_PREFIXES)
+        return self.key in {f"totem.{k}" for k in RUNTIME_TOTEM} or self.key.startswith(RUNTIME_PREFIXES) or (
+            self.membership)
+
+    @property
+    def membership(self) -> bool:
+        """A key of the nodelist or of the quorum settings that follow the node count."""
+        return self.key.startswith(MEMBERSHIP_PREFIXES) or self.key in MEMBERSHIP_KEYS
 
     def __str__(self) -> str:
         return f"{self.key} {self.old if self.old is not None else '(unset)'} -> {self.new if self.new is not None else '(unset)'}"
@@ -140,6 +153,40 @@ def conf_changes(old_text: str, new_text: str) -> list[ConfChange]:
     """Pure: the options that differ between two corosync.conf texts, key by key (comments ignored)."""
     old, new = parse_conf(old_text), parse_conf(new_text)
     return [ConfChange(k, old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def nodelist_names(text: str) -> dict[str, str]:
+    """Pure: nodeid -> name of every node in a corosync.conf's nodelist."""
+    conf = parse_conf(text)
+    return {k.split("[", 1)[1].split("]", 1)[0]: v for k, v in conf.items()
+            if k.startswith("nodelist.node[") and k.endswith("].name")}
+
+
+@dataclass(frozen=True)
+class NodelistDelta:
+    added: tuple[str, ...]  # node names in the new nodelist only
+    removed: tuple[str, ...]  # node names in the old nodelist only
+    altered: tuple[str, ...]  # nodes in both whose entry differs (an address or name changed: not a reload)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.altered)
+
+
+def nodelist_delta(old_text: str, new_text: str) -> NodelistDelta:
+    """Pure: which nodes a new corosync.conf adds to or removes from the nodelist, and which it alters.
+
+    Entries are matched by nodeid (the renderer keys them so): a node added or removed reloads
+    at runtime; a node that stays but whose entry changes needs a restart."""
+    old, new = parse_conf(old_text), parse_conf(new_text)
+    old_ids, new_ids = nodelist_names(old_text), nodelist_names(new_text)
+
+    def entry(conf: dict[str, str], nid: str) -> dict[str, str]:
+        return {k: v for k, v in conf.items() if k.startswith(f"nodelist.node[{nid}].")}
+
+    return NodelistDelta(
+        added=tuple(new_ids[i] for i in new_ids if i not in old_ids),
+        removed=tuple(old_ids[i] for i in old_ids if i not in new_ids),
+        altered=tuple(new_ids[i] for i in new_ids if i in old_ids and entry(old, i) != entry(new, i)))
 
 
 def _changes(old_text: str, new_text: str) -> list[ConfChange]:
@@ -252,7 +299,8 @@ def gather(hosts: Mapping[str, Runner], params: Params) -> CorosyncFacts:
     return CorosyncFacts(per_node(hosts, [n.name for n in params.nodes], _gather_node))
 
 
-def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, allow_restart: bool = False) -> Plan:
+def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, allow_restart: bool = False,
+         removing: tuple[str, ...] = ()) -> Plan:
     """Pure: the operations that make every node run the rendered config with both services up.
 
     Order: stage and check the new file on every node that gets it (``corosync -t``), a barrier,
@@ -263,6 +311,12 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, 
     ``allow_restart``. Then corosync starts everywhere before pacemaker anywhere, and both are
     enabled at boot. On a cold start (pacemaker runs on no node), each node where it never ran
     first gets a CIB seeded with the profile's dc-deadtime (`seed_ops`).
+
+    A node added to the params joins a running cluster without an outage (class: nodelist
+    change): the running nodes reload the new nodelist, then corosync and pacemaker start on
+    the new node only. A node in the live nodelist but not in the params is never dropped
+    silently: the stage is blocked unless it is named in ``removing`` (`hakit.membership`
+    drains and stops it first).
     """
     profile = get_profile(profile_name or params.cluster.profile)
     want = desired_conf(params, profile)
@@ -277,6 +331,17 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, 
         p.notes.append("blocked: corosync cannot start without the shared authkey on every node")
         return p
     nodes = [facts.nodes[n] for n in names]
+    running = [f for f in nodes if f.corosync_active or f.pacemaker_active]
+    leaving = sorted(set(_live_nodelist(running)) - set(names) - set(removing))
+    if leaving:
+        p.blocked[CLUSTER] = (
+            f"{', '.join(leaving)} {'is' if len(leaving) == 1 else 'are'} in the nodelist the cluster runs with, but "
+            "not in the params; this stage never drops a node by itself. To remove a node, run "
+            f"`hakit node remove {leaving[0]} --params <the params that still list it>` (it drains the node, stops it "
+            "and takes it out of the CIB and the nodelist); if the params lost it by mistake, put it back. "
+            "Nothing was changed")
+        p.notes.append("blocked: a running node would leave the nodelist")
+        return p
     writes = [f for f in nodes if f.conf_sha256 != want_sha]
     data = want.encode()
     for f in writes:
@@ -292,20 +357,27 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, 
             p.ops.append(Command(
                 node=f.node, argv=f"{{ [ ! -f {CONF} ] || cp -p {CONF} {PREV}; }} && mv -f {STAGED} {CONF}",
                 label=f"install {CONF}", reason=f"the checked file replaces the live one (previous kept as {PREV})"))
-    running = [f for f in nodes if f.corosync_active or f.pacemaker_active]
-    changes = {f.node: _changes(f.conf_text, want) for f in writes if f.conf_text is not None}
+    # Only the nodes that run decide the class: a stopped node starts with the new file anyway.
+    live_writes = [f for f in writes if f in running]
+    changes = {f.node: _changes(f.conf_text, want) for f in live_writes if f.conf_text is not None}
+    delta = _delta(running, want)
     # A node whose file is already the wanted one but whose corosync still runs other timing
     # (an earlier run installed the file, then its reload failed): one reload puts it right.
     stale = {f.node: cs for f in nodes if f not in writes and (cs := stale_runtime(f, want))}
-    reload = bool(running) and (bool(writes) or bool(stale)) and len(changes) == len(writes) and all(
-        c.runtime for cs in changes.values() for c in cs)
-    restart = bool(writes) and bool(running) and not reload
+    reload = bool(running) and (bool(live_writes) or bool(stale)) and len(changes) == len(live_writes) and all(
+        c.runtime for cs in changes.values() for c in cs) and not delta.altered
+    restart = bool(live_writes) and not reload
     if reload:
         keys = sorted({c.key for cs in (*changes.values(), *stale.values()) for c in cs})
-        if writes:
-            what = "; ".join(str(c) for c in changes[writes[0].node])
-            p.notes.append(f"class: runtime change, no outage ({what}): every node reloads the file on one "
-                           "`corosync-cfgtool -R`")
+        if live_writes:
+            first = changes[live_writes[0].node]
+            other = [c for c in first if not c.membership]
+            if delta:
+                p.notes.append(_membership_note(delta, first, running, nodes))
+            if other or not delta:
+                what = "; ".join(str(c) for c in other)
+                p.notes.append(f"class: runtime change, no outage ({what}): every node reloads the file on one "
+                               "`corosync-cfgtool -R`")
             p.ops.append(Barrier(text="the new file is installed on every node"))
         if stale:
             behind = "; ".join(f"{n}: {', '.join(str(c) for c in cs)}" for n, cs in stale.items())
@@ -321,6 +393,10 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, 
                 if f"totem.{k}" in keys:
                     p.ops.append(ExpectRuntime(node=f.node, key=k, value=parse_conf(want)[f"totem.{k}"],
                                                reason="the reload took effect"))
+            if any(k.startswith(MEMBERSHIP_PREFIXES) or k in MEMBERSHIP_KEYS for k in keys):
+                p.ops.append(ExpectMembership(node=f.node, names=tuple(names),
+                                              two_node="quorum.two_node" in parse_conf(want),
+                                              reason="the reload took effect: corosync runs the new nodelist"))
     if restart:
         why_keys = sorted({c.key for cs in changes.values() for c in cs if not c.runtime}) or ["(a node has no file)"]
         message = (f"this change stops the service for about {RESTART_OUTAGE_S} s: corosync and pacemaker stop on "
@@ -352,6 +428,12 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, 
                                reason="restart with the new config" if restart else "not running"))
     if start:
         p.ops.append(Barrier(text="corosync started on every node that starts"))
+    if any(f.pacemaker_active for f in nodes):
+        for f in [f for f in start if f.node in delta.added or f.pacemaker_never_ran]:  # new to a running cluster
+            p.ops.append(Command(
+                node=f.node, argv=STOP_APACHE, label="stop and disable apache2.service (if installed)",
+                reason="the node joins a running cluster: pacemaker's first probe there must not find an Apache "
+                       "started at boot, or it sees httpd active twice and restarts it where it serves"))
     for f in start:
         p.ops.append(Systemctl(node=f.node, verb="start", units=("pacemaker",), timeout=120,
                                hint=start_hint("pacemaker", f.node, installed.get(f.node)),
@@ -363,6 +445,83 @@ def plan(params: Params, facts: CorosyncFacts, profile_name: str | None = None, 
         if not p.ops_for(f.node):
             p.no_change[f.node] = f"config identical (sha256 {want_sha[:12]}), both services active and enabled"
     return p
+
+
+STOP_APACHE = ("if systemctl cat apache2.service >/dev/null 2>&1; then systemctl disable --now --quiet apache2.service; "
+               "fi")
+
+
+def _live_nodelist(running: list[NodeFacts]) -> list[str]:
+    """The node names in the nodelist files of the nodes that run (a file that does not parse: none)."""
+    out: list[str] = []
+    for f in running:
+        try:
+            out += [n for n in nodelist_names(f.conf_text or "").values() if n not in out]
+        except FactParseError:
+            pass
+    return out
+
+
+def _delta(running: list[NodeFacts], want: str) -> NodelistDelta:
+    """The nodelist change from what the running nodes have (the first that parses) to ``want``."""
+    for f in running:
+        if f.conf_text is None:
+            continue
+        try:
+            return nodelist_delta(f.conf_text, want)
+        except FactParseError:
+            continue
+    return NodelistDelta((), (), ())
+
+
+def _membership_note(delta: NodelistDelta, changes: list[ConfChange], running: list[NodeFacts],
+                     nodes: list[NodeFacts]) -> str:
+    parts = []
+    if delta.added:
+        parts.append(f"{', '.join(delta.added)} join{'s' if len(delta.added) == 1 else ''} the nodelist")
+    if delta.removed:
+        parts.append(f"{', '.join(delta.removed)} leave{'s' if len(delta.removed) == 1 else ''} the nodelist")
+    quorum = [str(c) for c in changes if c.key in MEMBERSHIP_KEYS]
+    count = len(nodes)
+    votes = (f"{count} votes, quorum {count // 2 + 1}" if count != 2 else
+             "two_node: the survivor of the two keeps quorum alone")
+    new = [f.node for f in nodes if f not in running]
+    then = (f"; then corosync and pacemaker start on {', '.join(new)} only" if new else "")
+    return (f"class: nodelist change, no outage ({'; '.join(parts)}{'; ' + '; '.join(quorum) if quorum else ''}; "
+            f"votequorum counts {votes}): the running nodes ({', '.join(f.node for f in running)}) reload the file "
+            f"on one `corosync-cfgtool -R`{then}; nothing restarts on the nodes that run")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpectMembership(Op):
+    """Read-only: corosync on this node runs with exactly these nodelist names and this two_node."""
+
+    names: tuple[str, ...]
+    two_node: bool
+    mutates: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        return f"check the runtime nodelist = {', '.join(self.names)}, runtime.votequorum.two_node = {int(self.two_node)}"
+
+    def execute(self, ctx: ApplyContext) -> str:
+        h = ctx.host(self.node)
+        got = parse_runtime_nodelist(h.run(["corosync-cmapctl", "nodelist.node."]).stdout)
+        tn = h.run(["corosync-cmapctl", "-g", "runtime.votequorum.two_node"]).stdout.rsplit("=", 1)[-1].strip()
+        if sorted(got) != sorted(self.names) or tn != str(int(self.two_node)):
+            raise OperationError(f"{self.node}: after the reload corosync runs the nodelist {', '.join(got) or '(none)'} "
+                                 f"with two_node {tn}, not {', '.join(self.names)} with two_node {int(self.two_node)}; "
+                                 "the files are installed: run `corosync-cfgtool -R` again")
+        return f"nodelist {', '.join(got)}, two_node {tn} at runtime"
+
+
+def parse_runtime_nodelist(out: str) -> list[str]:
+    """Pure: ``corosync-cmapctl nodelist.node.`` -> the node names, in cmap order."""
+    names = []
+    for line in out.splitlines():
+        key, sep, value = line.partition(" = ")
+        if sep and key.split(" ", 1)[0].endswith(".name"):
+            names.append(value.strip())
+    return names
 
 
 def start_hint(unit: str, node: str, kept_prev: bool | None) -> str:
@@ -401,17 +560,19 @@ class CorosyncStage:
 
     name = STAGE
 
-    def __init__(self, params: Params, profile: str | None = None, wait_s: float = 60, allow_restart: bool = False):
+    def __init__(self, params: Params, profile: str | None = None, wait_s: float = 60, allow_restart: bool = False,
+                 removing: tuple[str, ...] = ()):
         self.params = params
         self.profile = get_profile(profile or params.cluster.profile)
         self.wait_s = wait_s
         self.allow_restart = allow_restart
+        self.removing = removing
 
     def gather(self, hosts: Mapping[str, Runner]) -> CorosyncFacts:
         return gather(hosts, self.params)
 
     def plan(self, facts: CorosyncFacts) -> Plan:
-        return plan(self.params, facts, self.profile.name, allow_restart=self.allow_restart)
+        return plan(self.params, facts, self.profile.name, allow_restart=self.allow_restart, removing=self.removing)
 
     def verify(self, hosts: Mapping[str, Runner], wait: bool = True) -> Verification:
         return verify(hosts, self.params, wait_s=self.wait_s if wait else 0)
