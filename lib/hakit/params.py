@@ -161,6 +161,18 @@ HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?
 IPMI_PASSWORD_MAX = 20  # IPMI v2 passwords are at most 20 bytes
 
 
+def ip_or_host_name(v: str) -> str:
+    """An IP address or a DNS name, as given; anything else raises naming the value."""
+    try:
+        ipaddress.ip_address(v)
+        return v
+    except ValueError:
+        pass
+    if not HOST_RE.match(v):
+        raise ValueError(f"{v!r} is neither an IP address nor a DNS name")
+    return v
+
+
 def _check_bmc_password(v: SecretStr | None) -> SecretStr | None:
     if v is not None:
         n = len(v.get_secret_value().encode())
@@ -181,14 +193,7 @@ class FenceDevice(Strict):
     @field_validator("address")
     @classmethod
     def _address(cls, v: str) -> str:
-        try:
-            ipaddress.ip_address(v)
-            return v
-        except ValueError:
-            pass
-        if not HOST_RE.match(v):
-            raise ValueError(f"{v!r} is neither an IP address nor a DNS name")
-        return v
+        return ip_or_host_name(v)
 
     @field_validator("password")
     @classmethod
@@ -393,14 +398,7 @@ class QuorumDevice(Strict):
     @field_validator("address")
     @classmethod
     def _address(cls, v: str) -> str:
-        try:
-            ipaddress.ip_address(v)
-            return v
-        except ValueError:
-            pass
-        if not HOST_RE.match(v):
-            raise ValueError(f"{v!r} is neither an IP address nor a DNS name")
-        return v
+        return ip_or_host_name(v)
 
 
 class Ssh(Strict):

@@ -356,7 +356,12 @@ class StageRun:
 def run_stage(stage: Stage, hosts: MutableMapping[str, Runner], *, dry_run: bool = True, record_dir: str = "",
               parallel: bool = True) -> StageRun:
     """Gather, plan, dry run or apply, verify and record one stage; raises if a real run fails to verify."""
-    run = StageRun(stage, hosts, dry_run=dry_run, record_dir=record_dir, parallel=parallel)
+    return complete(StageRun(stage, hosts, dry_run=dry_run, record_dir=record_dir, parallel=parallel))
+
+
+def complete(run: StageRun) -> StageRun:
+    """Every step of a stage run in order: gather, plan, dry run or apply, verify, record; raises if a
+    real run fails to verify."""
     run.gather()
     run.make_plan()
     run.apply()

@@ -40,7 +40,7 @@ from ..ops import Barrier, Command, CopySecretFile, Systemctl
 from ..params import Params
 from ..runner import Runner
 from .base import Check, Plan, Verification
-from .driver import per_node
+from .driver import complete, per_node
 
 STAGE = "03q quorum device"
 
@@ -402,13 +402,7 @@ def notebook_run(params: Params, hosts: MutableMapping[str, Runner], dry_run: bo
     run = stage_run(params, hosts, dry_run=dry_run, record_dir=f"{record_dir}/qdevice" if record_dir else "")
     if run is None:
         return NoDevice()
-    run.gather()
-    run.make_plan()
-    run.apply()
-    run.verify()
-    run.save()
-    run.raise_if_failed()
-    return run
+    return complete(run)
 
 
 class NoDevice(str):
