@@ -53,8 +53,8 @@ demo: setup
 # The whole suite includes the tests marked `vm`: the VM tooling comes too. Its modules run on
 # TEST_WORKERS pytest-xdist workers (whole modules each: a module's fixtures stay in one process), each
 # worker with labs of its own (tests/lab/conftest.py: the next HAKIT_TEST_SLOT); TEST_WORKERS=0 runs serially.
-# The failover suite on the all-VM lab (marker `allvm` in tests/lab/test_vm_cluster.py) is left to
-# `make test-allvm`: under TCG it passed 2 of 4 runs here (operation timeouts, slow starts); see the README.
+# The all-VM lab's module (marker `allvm`: tests/lab/test_vm_cluster.py, two TCG VMs) is left to
+# `make test-allvm`: beside the other worker it took 22 min and once failed on a starved VM; see the README.
 TEST_WORKERS ?= 2
 test: VM = 1
 test: setup

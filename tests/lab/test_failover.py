@@ -19,9 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_every_scenario_once_through_the_notebook(cluster2, lab2_params, tmp_path):
     lab, _ = cluster2
-    # every scenario but the extended set (test_failover_extended.py) and what needs kernel bonds
-    # (slave-loss: tests/lab/test_vm_cluster.py); these are container nodes
-    names = [n for n, s in scenarios.SCENARIOS.items() if n not in scenarios.EXTENDED and not s.needs_bonds]
+    # every scenario but the extended set (test_failover_extended.py), what needs kernel bonds
+    # (slave-loss: tests/lab/test_vm_cluster.py; these are container nodes) and what needs a quorum
+    # device (qnetd-loss, qnetd-then-node-loss: tests/lab/test_qdevice.py)
+    names = [n for n, s in scenarios.SCENARIOS.items()
+             if n not in scenarios.EXTENDED and not s.needs_bonds and not s.needs_qdevice]
     rec = tmp_path / "record"
     pm.execute_notebook(
         str(ROOT / "notebooks" / "07_failover_tests.ipynb"), str(tmp_path / "07.ipynb"),
