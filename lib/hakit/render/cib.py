@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import ClassVar, Literal, Union
 
 from hakit.params import Params
 from hakit.profiles import Profile, get_profile
@@ -68,42 +68,40 @@ class Property:
 
 
 @dataclass(frozen=True)
-class RscDefault:
-    """A resource default in ``rsc-options`` (``rsc_defaults name=value``)."""
+class _Default:
+    """A name=value default in a set of its own section (``rsc_defaults`` or ``op_defaults``)."""
 
     name: str
     value: str
-    section: Section = "rsc_defaults"
+    section: Section
+    set_id: ClassVar[str]
 
     @property
     def key(self) -> str:
-        return f"rsc_defaults {self.name}"
+        return f"{self.section} {self.name}"
 
     def crm(self) -> str:
-        return f"rsc_defaults {self.name}={self.value}"
+        return f"{self.section} {self.name}={self.value}"
 
     def xml(self) -> ET.Element:
-        return ET.Element("nvpair", {"id": f"{RSC_DEFAULTS_SET}-{self.name}", "name": self.name, "value": self.value})
+        return ET.Element("nvpair", {"id": f"{self.set_id}-{self.name}", "name": self.name, "value": self.value})
 
 
 @dataclass(frozen=True)
-class OpDefault:
+class RscDefault(_Default):
+    """A resource default in ``rsc-options`` (``rsc_defaults name=value``)."""
+
+    section: Section = "rsc_defaults"
+    set_id: ClassVar[str] = RSC_DEFAULTS_SET
+
+
+@dataclass(frozen=True)
+class OpDefault(_Default):
     """An operation default in ``op-options`` (``op_defaults name=value``): applies to every operation
     that sets no value of its own."""
 
-    name: str
-    value: str
     section: Section = "op_defaults"
-
-    @property
-    def key(self) -> str:
-        return f"op_defaults {self.name}"
-
-    def crm(self) -> str:
-        return f"op_defaults {self.name}={self.value}"
-
-    def xml(self) -> ET.Element:
-        return ET.Element("nvpair", {"id": f"{OP_DEFAULTS_SET}-{self.name}", "name": self.name, "value": self.value})
+    set_id: ClassVar[str] = OP_DEFAULTS_SET
 
 
 @dataclass(frozen=True)
