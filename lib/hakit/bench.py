@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import shutil
 import statistics
@@ -145,7 +146,7 @@ def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root
     from datetime import datetime, timezone
 
     from .failover import soak
-    from .failover.load import LoadGenerator, LoadSpec, parse_spec
+    from .failover.load import LoadGenerator, parse_spec
     from .failover.watch import ArpWatch, ClusterWatch, HttpProbe
     from .notebook import load as load_params
     from .remote import connect
@@ -159,7 +160,7 @@ def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root
     get_profile(profile)  # an unknown name fails before any change
     spec = parse_spec(load) if load else None
     if spec is not None:  # the load stops by itself a minute after the soak should have ended
-        spec = LoadSpec(spec.rate_hz, spec.keepalive, spec.fresh, spec.timeout_s, min(3600.0, minutes * 60 + 60))
+        spec = dataclasses.replace(spec, max_s=min(3600.0, minutes * 60 + 60))
     started = datetime.now(timezone.utc)
     out = _out_dir("soak", out_root, started)
     vip = str(params.vip.address)

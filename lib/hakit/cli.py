@@ -166,10 +166,6 @@ def cmd_bench_failover(args: argparse.Namespace) -> int:
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
     if args.trials < 1:
         raise ValueError(f"--trials {args.trials}: use 1 or more")
-    if args.load:
-        from .failover.load import parse_spec
-
-        parse_spec(args.load)  # a bad value stops here, before the first profile switch
     text, out = bench_failover(args.params, profiles, args.trials, args.scenarios, load=args.load)
     print(text)
     print(f"results: {out}/failover.csv, charts: {out}/downtime.png, {out}/timelines.png")

@@ -215,32 +215,38 @@ def fencing_secrets(params: object, report: ScanReport) -> list[Secret]:
     return [Secret(f"the BMC password of {', '.join(nodes)}", pw) for pw, nodes in seen.items()]
 
 
+def _read_on_nodes(params: object, path: str, what: str, report: ScanReport) -> tuple[dict[bytes, list[str]], list[str]]:
+    """``path`` read over SFTP from every node that has it, in memory: content -> the nodes that hold it,
+    and the nodes without it. A node that cannot be reached or read makes the scan incomplete."""
+    from .remote import RemoteError, connect  # SSH only when a real scan runs
+
+    found: dict[bytes, list[str]] = {}
+    absent: list[str] = []
+    for node in params.nodes:  # type: ignore[attr-defined]
+        try:
+            host = connect(params, node)  # type: ignore[arg-type]
+        except RemoteError as e:
+            report.incomplete.append(f"{what} on {node.name}: cannot connect ({e.command}, exit {e.exit_code})")
+            continue
+        try:
+            if host.run(["test", "-e", path], check=False).ok:
+                found.setdefault(host.read_bytes(path), []).append(node.name)
+            else:
+                absent.append(node.name)
+        except RemoteError as e:
+            report.incomplete.append(f"{what} on {node.name}: cannot read it ({e.command})")
+        finally:
+            host.close()
+    return found, absent
+
+
 def authkey_secrets(params: object, report: ScanReport) -> list[Secret]:
     """Read the authkey from every node over SFTP, in memory; one Secret per distinct key.
 
     A node without the key adds nothing (stage 2 has not run there). A node that cannot
     be read makes the scan incomplete, so a run is never called clean without checking.
     """
-    from .remote import RemoteError, connect  # SSH only when a real scan runs
-
-    keys: dict[bytes, list[str]] = {}
-    absent: list[str] = []
-    for node in params.nodes:  # type: ignore[attr-defined]
-        try:
-            host = connect(params, node)  # type: ignore[arg-type]
-        except RemoteError as e:
-            report.incomplete.append(f"authkey on {node.name}: cannot connect ({e.command}, exit {e.exit_code})")
-            continue
-        try:
-            exists = host.run(["test", "-e", AUTHKEY], check=False).ok
-            if not exists:
-                absent.append(node.name)
-                continue
-            keys.setdefault(host.read_bytes(AUTHKEY), []).append(node.name)
-        except RemoteError as e:
-            report.incomplete.append(f"authkey on {node.name}: cannot read it ({e.command})")
-        finally:
-            host.close()
+    keys, absent = _read_on_nodes(params, AUTHKEY, "authkey", report)
     for i, nodes in enumerate(keys.values()):
         report.sources.append(f"authkey #{i + 1}: read from {', '.join(nodes)} over SFTP, kept in memory only")
     if absent:
@@ -256,23 +262,9 @@ def qdevice_secrets(params: object, report: ScanReport) -> list[Secret]:
     nothing of it can be in a record."""
     if getattr(params, "quorum_device", None) is None:
         return []
-    from .remote import RemoteError, connect
     from .stages.qdevice import P12
 
-    files: dict[bytes, list[str]] = {}
-    for node in params.nodes:  # type: ignore[attr-defined]
-        try:
-            host = connect(params, node)  # type: ignore[arg-type]
-        except RemoteError as e:
-            report.incomplete.append(f"qdevice PKCS#12 on {node.name}: cannot connect ({e.command}, exit {e.exit_code})")
-            continue
-        try:
-            if host.run(["test", "-e", P12], check=False).ok:
-                files.setdefault(host.read_bytes(P12), []).append(node.name)
-        except RemoteError as e:
-            report.incomplete.append(f"qdevice PKCS#12 on {node.name}: cannot read it ({e.command})")
-        finally:
-            host.close()
+    files, _ = _read_on_nodes(params, P12, "qdevice PKCS#12", report)
     for nodes in files.values():
         report.sources.append(f"qdevice PKCS#12: read from {', '.join(nodes)} over SFTP, kept in memory only")
     return [Secret(f"the qdevice PKCS#12 file of {', '.join(nodes)}", data) for data, nodes in files.items()]
