@@ -14,6 +14,7 @@ from .localcmd import LocalCommandError
 from .params import ParamsError, load_params
 
 DEFAULT_PARAMS = "params/lab.yaml"
+LADDER_PARAMS = "params/lab-qdevice.yaml"  # the ladder's device rungs need a quorum device
 
 
 def _lab(args: argparse.Namespace):  # noqa: ANN202 - imported lazily to keep --help fast
@@ -163,10 +164,23 @@ def cmd_bench_stages(args: argparse.Namespace) -> int:
 def cmd_bench_failover(args: argparse.Namespace) -> int:
     from .bench import bench_failover
 
-    profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
     if args.trials < 1:
         raise ValueError(f"--trials {args.trials}: use 1 or more")
-    text, out = bench_failover(args.params, profiles, args.trials, args.scenarios, load=args.load)
+    if args.ladder:
+        from .ladder import bench_ladder
+
+        if args.profiles is not None:
+            raise ValueError("--profiles with --ladder: each rung has its own profile; choose rungs with --rungs")
+        text, out = bench_ladder(args.params or LADDER_PARAMS, args.trials, args.scenarios, args.rungs or "all",
+                                 progress=lambda m: print(m, flush=True), load=args.load)
+        print(text)
+        print(f"results: {out}/failover.csv, {out}/ladder.csv, {out}/floors.csv, {out}/goals.csv; "
+              f"charts: {out}/ladder.png, {out}/timelines.png")
+        return 0
+    if args.rungs is not None:
+        raise ValueError("--rungs needs --ladder")
+    profiles = [p.strip() for p in (args.profiles or "seed,fast").split(",") if p.strip()]
+    text, out = bench_failover(args.params or DEFAULT_PARAMS, profiles, args.trials, args.scenarios, load=args.load)
     print(text)
     print(f"results: {out}/failover.csv, charts: {out}/downtime.png, {out}/timelines.png")
     return 0
@@ -451,9 +465,15 @@ def build_parser() -> argparse.ArgumentParser:
     bst.add_argument("--runs", type=int, default=5, help="runs per mode and params file (median reported)")
     bst.set_defaults(func=cmd_bench_stages)
     bf = bsub.add_parser("failover", help="failover suite under each timing profile; prints median client downtime")
-    bf.add_argument("--params", default=DEFAULT_PARAMS, help=f"params file of a built lab cluster (default {DEFAULT_PARAMS})")
-    bf.add_argument("--profiles", default="seed,fast", help="comma-separated timing profiles (default seed,fast)")
-    bf.add_argument("--trials", type=int, default=5, help="trials per scenario and profile (default 5)")
+    bf.add_argument("--params", default=None, help=f"params file of a built lab cluster (default {DEFAULT_PARAMS}; "
+                    f"with --ladder {LADDER_PARAMS}, whose lab is rebuilt for each rung)")
+    bf.add_argument("--profiles", default=None, help="comma-separated timing profiles (default seed,fast)")
+    bf.add_argument("--trials", type=int, default=5, help="trials per scenario and profile or rung (default 5)")
+    bf.add_argument("--ladder", action="store_true",
+                    help="the ladder, fencing on: seed -> fast -> fast+qdevice -> fast+qdevice+cloned -> "
+                    "lan+qdevice+cloned, each median beside the floor its settings allow. Fresh lab nodes and "
+                    "stages 00-06 for each new structure (device, layout): about 35 s per trial, 3 builds")
+    bf.add_argument("--rungs", default=None, help="with --ladder: 'all' (default) or comma-separated rung names")
     bf.add_argument("--scenarios", default="default",
                     help="comma-separated scenario names, 'default' (the six of the issue plus split-brain), "
                     "'extended' (pacemakerd-kill, apache-kill-loop, resource-fail, passive-crash, gateway-loss-both) "

@@ -109,6 +109,9 @@ def stonith_resources(params: Params) -> list[StonithResource]:
         attrs["ipmitool_path"] = WRAPPER  # the password comes from CRED_DIR, never from the CIB
         attrs["method"] = "onoff"  # off, confirm off, then on: never reports success before the node is off
         attrs["pcmk_host_list"] = d.node
+        wait = params.pacemaker.fencing.power_wait_s if params.pacemaker.fencing else None
+        if wait is not None:
+            attrs["power_wait"] = str(wait)
         delay = params.pacemaker.fencing.delay_s if params.pacemaker.fencing else TWO_NODE_DELAY
         # With a quorum device there is no race: the node that loses qnetd's vote loses quorum and
         # does not fence (no-quorum-policy stop), so the delay would only slow every real failover.
@@ -116,6 +119,17 @@ def stonith_resources(params: Params) -> list[StonithResource]:
             attrs["pcmk_delay_base"] = f"{delay}s"
         out.append(StonithResource(id=f"fence-{d.node}", agent=d.agent, target=d.node, attributes=attrs, avoid_node=d.node))
     return out
+
+
+def fence_wait_s(params: Params) -> float:
+    """The fence agent's fixed sleep after the power-off before it asks for the state (power_wait); 0
+    without fencing. The agent's own default where the params leave it out."""
+    fen = params.pacemaker.fencing
+    if not params.pacemaker.stonith_enabled or fen is None:
+        return 0.0
+    if fen.power_wait_s is not None:
+        return float(fen.power_wait_s)
+    return 4.0 if fen.agent == "fence_ilo3" else 2.0  # fence_ipmilan's defaults (fence-agents 4.16)
 
 
 # ----------------------------------------------------------------- credentials on the nodes

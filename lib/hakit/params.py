@@ -228,6 +228,12 @@ class Fencing(Strict):
         description="two nodes only: seconds the device that fences the preferred node waits first "
         "(pcmk_delay_base), so the preferred node wins a fence race; paid on every real loss of that node",
     )
+    power_wait_s: int | None = Field(
+        default=None, ge=0, le=60,
+        description="fence_ipmilan power_wait: seconds the agent sleeps after each power command before it "
+        "asks the BMC for the power state (null: the agent's default, 2 s; fence_ilo3 4 s), for BMCs that report "
+        "a state before it holds. The agent polls the state after that anyway, every second up to power_timeout (20 s)",
+    )
     action: Literal["off", "reboot"] = Field(
         default="off",
         description="pacemaker property stonith-action: 'off' leaves a fenced node off until an admin looks "

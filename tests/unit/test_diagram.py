@@ -114,7 +114,7 @@ def test_fencing_follows_changed_params(root, tmp_path):
 def test_fencing_without_devices_says_so(root, tmp_path):
     text = (root / "params" / "lab.yaml").read_text().replace("stonith_enabled: true", "stonith_enabled: false")
     (tmp_path / "unfenced.yaml").write_text("\n".join(
-        ln for ln in text.splitlines() if not ln.strip().startswith(("fencing:", "agent: fence_"))))
+        ln for ln in text.splitlines() if not ln.strip().startswith(("fencing:", "agent: fence_", "power_wait_s:"))))
     params = load_params(tmp_path / "unfenced.yaml")
     svg = diagram.fencing(params).svg()
     assert "fencing of hakit-lab: none" in svg and "stonith-enabled: false" in svg

@@ -265,7 +265,7 @@ def test_fence_device_crm_and_xml(lab: Params) -> None:
     assert dev.crm() == (
         "primitive fence-vm-node1 stonith:fence_ipmilan \\\n"
         "    params ip=10.77.0.254 ipport=6231 username=hakit lanplus=1 cipher=3 "
-        "ipmitool_path=/usr/local/sbin/hakit-ipmitool method=onoff pcmk_host_list=vm-node1 pcmk_delay_base=5s \\\n"
+        "ipmitool_path=/usr/local/sbin/hakit-ipmitool method=onoff pcmk_host_list=vm-node1 power_wait=0 pcmk_delay_base=5s \\\n"
         "    op monitor interval=60s"
     )
     x = dev.xml()

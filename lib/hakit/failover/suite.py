@@ -10,6 +10,7 @@ import pandas as pd
 
 from .. import record
 from ..errors import ParamsError
+from ..fencing import fence_wait_s
 from ..lab import Lab
 from ..notebook import connect_nodes, repo_root
 from ..params import Params
@@ -31,12 +32,12 @@ def bounds(params: Params, prof: Profile) -> pd.DataFrame:
     r = prof.resources
     detect = prof.failure_detection_ms(len(params.nodes)) / 1000
     fenced = params.pacemaker.stonith_enabled
-    delay = fence_delay_s(params)
+    delay = fence_delay_s(params) + fence_wait_s(params)
     policy = params.pacemaker.resources
     kills, moves_at = catalogue.loop_kills(policy), catalogue.loop_moves(policy)
     rows = [
         ("node-crash", detect + delay, "corosync: token + consensus before the node is declared lost"
-         + (f"; then the {delay:.0f} s fence delay and the power-off" if fenced else "")),
+         + (f"; then {delay:g} s of fence delay and the agent's power wait, and the power-off" if fenced else "")),
         ("corosync-kill", detect + delay, "same: the peer sees the node leave the membership"),
         ("apache-crash", r.httpd_monitor, "worst case until the next httpd monitor notices (then a restart in place, or a move "
          "with migration_threshold 1)"),
