@@ -121,14 +121,21 @@ def bench_failover(params_file: str, profiles: list[str], trials: int, scenarios
     lines = ["median client downtime (s), " + f"{trials} trial(s) each"
              + (f", under a client load of {spec.describe()}" if spec else "") + ":", table.to_string(), "",
              "all medians:", med.to_string(index=False)]
-    if spec:
-        cols = ["scenario", "profile", "trial", "load_requests", "load_errors", "load_p50_ms", "load_p99_ms"]
+    return "\n".join(lines + trial_notes(df, "profile", spec is not None)), out
+
+
+def trial_notes(df, by: str, loaded: bool) -> list[str]:
+    """The lines after a suite's medians: each trial's client load (when there was one) and every trial
+    that broke a correctness rule; ``by`` is the column that tells the runs apart (profile, rung)."""
+    lines: list[str] = []
+    if loaded:
+        cols = [by, "scenario", "trial", "load_requests", "load_errors", "load_p50_ms", "load_p99_ms"]
         lines += ["", "client load from the fault to the restore:", df[cols].to_string(index=False)]
     bad = df[~df["ok"]]
     if not bad.empty:
         lines += ["", "trials that broke a correctness rule:"]
-        lines += [f"  {r.scenario} ({r.profile}) #{r.trial}: {r.problems}" for r in bad.itertuples()]
-    return "\n".join(lines), out
+        lines += [f"  {r.scenario} ({getattr(r, by)}) #{r.trial}: {r.problems}" for r in bad.itertuples()]
+    return lines
 
 
 def bench_soak(params_file: str, minutes: float, profile: str = "fast", out_root: Path | None = None,

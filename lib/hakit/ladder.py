@@ -247,7 +247,7 @@ def _build(lab, params: Params, record_dir: Path, progress) -> None:
         for k, st in enumerate(build_stages(params)):
             t0 = time.monotonic()
             driver.run_stage(st, hosts, dry_run=False, record_dir=str(record_dir / f"{k:02d}"))
-            progress(f"  {st.name}: applied and verified in {time.monotonic() - t0:.1f} s (record: {record_dir / f'{k:02d}'})")
+            progress(f"  {st.name}: done in {time.monotonic() - t0:.1f} s (record: {record_dir / f'{k:02d}'})")
         settle(hosts, params, timeout_s=180)
     finally:
         for h in hosts.values():
@@ -259,7 +259,7 @@ def bench_ladder(params_file: str, trials: int = 5, scenarios: str = "default", 
     """Run the suite on every rung; return the ladder (text) and the folder of results."""
     import yaml
 
-    from .bench import _out_dir, _switch_profile
+    from .bench import _out_dir, _switch_profile, trial_notes
     from .failover import charts, runner
     from .failover import scenarios as scn_mod
     from .failover.load import parse_spec
@@ -310,11 +310,4 @@ def bench_ladder(params_file: str, trials: int = 5, scenarios: str = "default", 
              + (f", under a client load of {spec.describe()}" if spec else "") + ":", table.to_string(), "",
              "goals (the best rung's median):", goals.to_string(index=False), "",
              "floors:", fl.to_string(index=False)]
-    if spec:
-        cols = ["rung", "scenario", "trial", "load_requests", "load_errors", "load_p50_ms", "load_p99_ms"]
-        lines += ["", "client load from the fault to the restore:", df[cols].to_string(index=False)]
-    bad = df[~df["ok"]]
-    if not bad.empty:
-        lines += ["", "trials that broke a correctness rule:"]
-        lines += [f"  {r.scenario} ({r.rung}) #{r.trial}: {r.problems}" for r in bad.itertuples()]
-    return "\n".join(lines), out
+    return "\n".join(lines + trial_notes(df, "rung", spec is not None)), out

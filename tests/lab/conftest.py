@@ -131,6 +131,8 @@ LABC_ID, LABC_NET = ("htc", "10.90.") if SLOT == 0 else (f"h{SLOT}c", f"10.{170 
 LABQ_ID, LABQ_NET = ("htq", "10.92.") if SLOT == 0 else (f"h{SLOT}q", f"10.{190 + SLOT}.")
 # Grow 2 -> 3 and shrink 3 -> 2 on a running cluster (tests/lab/test_grow_shrink.py); 10.93. is params/lab-qdevice.yaml's.
 LABG_ID, LABG_NET = ("htg", "10.94.") if SLOT == 0 else (f"h{SLOT}g", f"10.{200 + SLOT}.")
+# The failover ladder's own lab (`hakit bench failover --ladder`, tests/lab/test_ladder_run.py): rebuilt per rung.
+LABL_ID, LABL_NET = ("htl", "10.95.") if SLOT == 0 else (f"h{SLOT}l", f"10.{210 + SLOT}.")
 
 
 @pytest.fixture(scope="session")
@@ -143,6 +145,13 @@ def labq_params(tmp_path_factory) -> Path:
     """params/lab-qdevice.yaml: two nodes and a quorum device (the lab's qnetd host)."""
     return derived_params(tmp_path_factory.mktemp("paramsq"), "lab-qdevice.yaml", LABQ_ID, "10.93.", LABQ_NET,
                           "hakit-testq", RELEASE)
+
+
+@pytest.fixture(scope="session")
+def labl_params(tmp_path_factory) -> Path:
+    """params/lab-qdevice.yaml on the ladder's own lab id and subnets."""
+    return derived_params(tmp_path_factory.mktemp("paramsl"), "lab-qdevice.yaml", LABL_ID, "10.93.", LABL_NET,
+                          "hakit-testl", RELEASE)
 
 
 @pytest.fixture(scope="session")
