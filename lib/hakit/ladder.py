@@ -107,7 +107,8 @@ def op_times(status_xml: str) -> dict[tuple[str, str], float]:
 
 def floors(params: Params, prof: Profile, times: dict[tuple[str, str], float]) -> pd.DataFrame:
     """Per scenario: the least client downtime these settings allow (floor_s), the most a monitor's timing
-    and the first stop can add to it (worst_s), and why.
+    and the first stop can add to it (worst_s), and why. The fence agent's calls to the BMC and the
+    scheduler's own steps are not counted: a floor, not a forecast.
 
     What moves stops in order (Apache, then the VIP; with cloned Apache only the VIP) and starts in the
     reverse order. Clients fail from somewhere inside the first stop, so the floor counts the later stops
@@ -127,8 +128,14 @@ def floors(params: Params, prof: Profile, times: dict[tuple[str, str], float]) -
                 + f" (the first stop, {first_stop:.2f}, only in the worst case)")
     detect = prof.failure_detection_ms(len(params.nodes)) / 1000
     delay, wait = fence_delay_s(params), fence_wait_s(params)
-    lost = detect + delay + wait + start  # nothing to stop: the node is gone
-    lost_why = f"detection {detect:.2f} + fence delay {delay:g} + power wait {wait:g} + starts of {what} {start:.2f}"
+    # A crashed node is off already: the agent's first status query says so and it returns at once.
+    lost = detect + delay + start
+    lost_why = (f"detection {detect:.2f} + fence delay {delay:g} + starts of {what} {start:.2f} (the node is off "
+                "already: no power wait)")
+    # A node whose corosync died serves on until the agent powers it off; then the power wait and the starts.
+    killed = wait + start
+    killed_why = (f"it serves until it is powered off (detection and fence delay pass meanwhile), then power wait "
+                  f"{wait:g} + starts of {what} {start:.2f}")
     if cloned or params.pacemaker.resources.migration_threshold is not None:
         crash, crash_why = move, ("the VIP moves: " if cloned else "the service moves: ") + move_why
     else:
@@ -136,7 +143,7 @@ def floors(params: Params, prof: Profile, times: dict[tuple[str, str], float]) -
         crash_why, first_stop = f"restart in place: Apache's start {crash:.2f}", t("httpd", "stop")
     rows = [
         ("node-crash", lost, lost, lost_why),
-        ("corosync-kill", lost, lost, lost_why),
+        ("corosync-kill", killed, killed, killed_why),
         ("apache-crash", crash, crash + first_stop + r.httpd_monitor,
          f"{crash_why}; worst case after one httpd monitor ({r.httpd_monitor} s)"),
         ("gateway-loss", r.ping_dampen + move, r.ping_dampen + r.ping_monitor + first_stop + move,
@@ -277,29 +284,39 @@ def bench_ladder(params_file: str, trials: int = 5, scenarios: str = "default", 
     lab = Lab(base, progress=lambda _m: None)  # the lab's up and down: its qnetd host serves the device rungs
     frames, floor_frames, all_trials = [], [], []
     prev: tuple[bool, str] | None = None
-    for k, (rung, p) in enumerate(per_rung, 1):
-        say = lambda m, _r=rung.name, _k=k: progress(f"[{_k}/{len(per_rung)} {_r}] {m}")  # noqa: E731
-        (out / f"params-{rung.slug}.yaml").write_text(yaml.safe_dump(p.model_dump(mode="json"), sort_keys=False))
-        if rung.structure != prev:
-            say("fresh lab nodes, then stages 00-06" + (" and 03q" if rung.qdevice else ""))
-            _build(lab, p, out / f"build-{rung.slug}", say)
-            prev = rung.structure
-        else:
-            _switch_profile(p, rung.profile, out / f"cib-{rung.slug}", say, settle=True)
-        df, done = runner.run_suite(lab, p, plans[rung.name], trials, rung.profile, progress=say, load=spec)
-        df.insert(0, "rung", rung.name)
-        times = op_times(_status_xml(p))
-        fl = floors(p, get_profile(rung.profile), times)
-        fl.insert(0, "rung", rung.name)
-        df.to_csv(out / f"failover-{rung.slug}.csv", index=False)
-        frames.append(df)
-        floor_frames.append(fl[fl["scenario"].isin(df["scenario"])])
-        all_trials += done
+    done_rungs: list[str] = []
+    try:
+        for k, (rung, p) in enumerate(per_rung, 1):
+            say = lambda m, _r=rung.name, _k=k: progress(f"[{_k}/{len(per_rung)} {_r}] {m}")  # noqa: E731
+            (out / f"params-{rung.slug}.yaml").write_text(yaml.safe_dump(p.model_dump(mode="json"), sort_keys=False))
+            if rung.structure != prev:
+                say("fresh lab nodes, then stages 00-06" + (" and 03q" if rung.qdevice else ""))
+                _build(lab, p, out / f"build-{rung.slug}", say)
+                prev = rung.structure
+            else:
+                _switch_profile(p, rung.profile, out / f"cib-{rung.slug}", say, settle=True)
+            df, done = runner.run_suite(lab, p, plans[rung.name], trials, rung.profile, progress=say, load=spec)
+            df.insert(0, "rung", rung.name)
+            status = _status_xml(p)  # the resource history the floors' start and stop times come from
+            (out / f"status-{rung.slug}.xml").write_text(status)
+            fl = floors(p, get_profile(rung.profile), op_times(status))
+            fl.insert(0, "rung", rung.name)
+            fl = fl[fl["scenario"].isin(df["scenario"])]
+            df.to_csv(out / f"failover-{rung.slug}.csv", index=False)
+            fl.to_csv(out / f"floors-{rung.slug}.csv", index=False)
+            frames.append(df)
+            floor_frames.append(fl)
+            all_trials += done
+            done_rungs.append(rung.name)
+    except KeyboardInterrupt:
+        if not frames:
+            raise
+        progress(f"interrupted: the ladder below covers the rungs done ({', '.join(done_rungs)})")
     df = pd.concat(frames, ignore_index=True)
     fl = pd.concat(floor_frames, ignore_index=True)
     df.to_csv(out / "failover.csv", index=False)
     fl.to_csv(out / "floors.csv", index=False)
-    names = [r.name for r, _ in per_rung]
+    names = done_rungs
     table = ladder_table(df, fl, names)
     goals = goals_table(df)
     table.to_csv(out / "ladder.csv")

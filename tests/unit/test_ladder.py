@@ -76,7 +76,12 @@ def test_floors_add_the_settings_waits_to_what_must_start(qparams) -> None:
     seed = ladder.rung_params(qparams, ladder.RUNGS[0])
     f = ladder.floors(seed, get_profile("seed"), times).set_index("scenario")
     detect = get_profile("seed").failure_detection_ms(2) / 1000
-    assert f.loc["node-crash", "floor_s"] == round(detect + 5 + 0 + 0.6, 2)
+    assert f.loc["node-crash", "floor_s"] == round(detect + 5 + 0.6, 2)  # off already: no power wait
+    assert f.loc["corosync-kill", "floor_s"] == 0.6  # serves until powered off; power_wait_s 0, then the starts
+    slow_bmc = seed.model_copy(update={"pacemaker": seed.pacemaker.model_copy(update={
+        "fencing": seed.pacemaker.fencing.model_copy(update={"power_wait_s": 2})})})
+    s = ladder.floors(slow_bmc, get_profile("seed"), times).set_index("scenario")
+    assert (s.loc["corosync-kill", "floor_s"], s.loc["node-crash", "floor_s"]) == (2.6, f.loc["node-crash", "floor_s"])
     assert f.loc["planned-move", "floor_s"] == 0.65  # the VIP's stop and both starts; Apache's stop only at worst
     assert f.loc["planned-move", "worst_s"] == 2.65
     assert f.loc["apache-crash", "worst_s"] == round(2.65 + get_profile("seed").resources.httpd_monitor, 2)
