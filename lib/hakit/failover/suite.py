@@ -32,13 +32,16 @@ def bounds(params: Params, prof: Profile) -> pd.DataFrame:
     r = prof.resources
     detect = prof.failure_detection_ms(len(params.nodes)) / 1000
     fenced = params.pacemaker.stonith_enabled
-    delay = fence_delay_s(params) + fence_wait_s(params)
+    delay, wait = fence_delay_s(params), fence_wait_s(params)
     policy = params.pacemaker.resources
     kills, moves_at = catalogue.loop_kills(policy), catalogue.loop_moves(policy)
     rows = [
         ("node-crash", detect + delay, "corosync: token + consensus before the node is declared lost"
-         + (f"; then {delay:g} s of fence delay and the agent's power wait, and the power-off" if fenced else "")),
-        ("corosync-kill", detect + delay, "same: the peer sees the node leave the membership"),
+         + (f"; then the {delay:g} s fence delay (the node is off already: the agent's first status query says so)"
+            if fenced else "")),
+        ("corosync-kill", wait,
+         f"the node serves on until the agent powers it off, then the agent's {wait:g} s power wait" if fenced
+         else "none: the node serves on, and after token + consensus its peer starts a second copy"),
         ("apache-crash", r.httpd_monitor, "worst case until the next httpd monitor notices (then a restart in place, or a move "
          "with migration_threshold 1)"),
         ("gateway-loss", r.ping_monitor + r.ping_dampen,
