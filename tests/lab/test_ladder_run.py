@@ -19,7 +19,10 @@ from hakit.facts.corosync import parse_quorumtool_status
 
 pytestmark = pytest.mark.lab
 
-PROBE_S = 0.04  # the client probe's period: an outage is measured to within one probe
+# A floor may sit a little above a measurement: the probe sees an outage to within its period (40 ms), and
+# the VIP answers before its start operation returns (IPaddr2 sends its gratuitous ARPs after adding the
+# address; on the ladder's lan rung the start took 0.12 s and one gateway-loss outage 0.12 s).
+SLACK_S = 0.15
 
 
 @pytest.fixture(scope="module")
@@ -65,5 +68,5 @@ def test_only_the_vip_moving_costs_less_and_floors_stay_below(climbed) -> None:
     assert cloned < article, (article, cloned)
     fl = pd.read_csv(out / "floors.csv").set_index("rung")
     for rung in ("fast", "fast+qdevice+cloned"):
-        assert fl.loc[rung, "floor_s"] <= df.loc[rung, "downtime_s"] + PROBE_S, (rung, fl.loc[rung, "why"])
+        assert fl.loc[rung, "floor_s"] <= df.loc[rung, "downtime_s"] + SLACK_S, (rung, fl.loc[rung, "why"])
         assert fl.loc[rung, "floor_s"] > 0, rung  # the start times came from the rung's own resource history
