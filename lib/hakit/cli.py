@@ -472,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--ladder", action="store_true",
                     help="the ladder, fencing on: seed -> fast -> fast+qdevice -> fast+qdevice+cloned -> "
                     "lan+qdevice+cloned, each median beside the floor its settings allow. Fresh lab nodes and "
-                    "stages 00-06 for each new structure (device, layout): about 35 s per trial, 3 builds")
+                    "stages 00-06 for each new structure (device, layout). All five rungs, 5 trials of the default "
+                    "seven: 93 min here (175 trials, 3 builds)")
     bf.add_argument("--rungs", default=None, help="with --ladder: 'all' (default) or comma-separated rung names")
     bf.add_argument("--scenarios", default="default",
                     help="comma-separated scenario names, 'default' (the six of the issue plus split-brain), "
