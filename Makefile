@@ -12,7 +12,7 @@ APT_VM := qemu-system-x86 qemu-utils e2fsprogs
 VM ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup apt apt-vm venv demo test test-allvm test-unit lab-up lab-status lab-down bench clean training
+.PHONY: setup apt apt-vm venv demo test test-allvm test-bench test-unit lab-up lab-status lab-down bench clean training
 
 setup: apt venv apt-vm
 
@@ -58,11 +58,15 @@ demo: setup
 TEST_WORKERS ?= 2
 test: VM = 1
 test: setup
-	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) -m "not allvm" $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) -m "not allvm and not bench" $(PYTEST_ARGS)
 
 test-allvm: VM = 1
 test-allvm: setup
 	$(PY) -m pytest -p no:xdist -m allvm $(PYTEST_ARGS)
+
+# The failover ladder end to end, cut to two rungs (tests/lab/test_ladder_run.py, about 2 min).
+test-bench: setup
+	$(PY) -m pytest -p no:xdist -m bench $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest -m "not lab" $(PYTEST_ARGS)

@@ -184,7 +184,7 @@ def labu_params(tmp_path_factory) -> Path:
     f = derived_params(tmp_path_factory.mktemp("paramsu"), "lab.yaml", LABU_ID, "10.77.", LABU_NET,
                        "hakit-testu", RELEASE)
     lines = [ln.replace("stonith_enabled: true", "stonith_enabled: false") for ln in f.read_text().splitlines()
-             if not ln.strip().startswith(("fencing:", "agent: fence_"))]
+             if not ln.strip().startswith(("fencing:", "agent: fence_", "power_wait_s:"))]
     f.write_text("\n".join(lines) + "\n")
     return f
 

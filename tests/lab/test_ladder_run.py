@@ -17,7 +17,8 @@ import pytest
 from hakit import ladder
 from hakit.facts.corosync import parse_quorumtool_status
 
-pytestmark = pytest.mark.lab
+# bench: left to `make test-bench` (about 2 min on one worker; `make test` keeps under 30 min here)
+pytestmark = [pytest.mark.lab, pytest.mark.bench]
 
 # A floor may sit a little above a measurement: the probe sees an outage to within its period (40 ms), and
 # the VIP answers before its start operation returns (IPaddr2 sends its gratuitous ARPs after adding the
