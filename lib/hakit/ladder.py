@@ -73,8 +73,6 @@ def select_rungs(spec: str) -> list[Rung]:
 
 def rung_params(base: Params, rung: Rung) -> Params:
     """Pure: the base params as this rung runs them (profile, layout, quorum device or none), validated."""
-    if base.lab is None:
-        raise ValueError("the ladder builds its clusters on the lab; these params have no lab section")
     if not base.pacemaker.stonith_enabled:
         raise ValueError("pacemaker.stonith_enabled is false: the ladder measures with fencing on "
                          "(use params/lab-qdevice.yaml)")
@@ -231,17 +229,6 @@ def build_stages(params: Params) -> list:
     return out
 
 
-def _status_xml(params: Params) -> str:
-    from .notebook import connect_nodes
-
-    hosts = connect_nodes(params)
-    try:
-        return hosts[params.preferred_node].run(["cibadmin", "--query", "--scope", "status"], timeout=30).stdout
-    finally:
-        for h in hosts.values():
-            h.close()
-
-
 def _build(lab, params: Params, record_dir: Path, progress) -> None:
     """Fresh lab nodes, then every stage applied and the cluster healthy on the preferred node."""
     from .failover.runner import settle
@@ -277,12 +264,12 @@ def bench_ladder(params_file: str, trials: int = 5, scenarios: str = "default", 
     if trials < 1:
         raise ValueError(f"--trials {trials}: use 1 or more")
     base = load_params(params_file)
+    lab = Lab(base, progress=lambda _m: None)  # refuses params without a lab; its qnetd host serves the device rungs
     chosen_rungs = select_rungs(rungs)
     per_rung = [(r, rung_params(base, r)) for r in chosen_rungs]  # every rung checked before a host is touched
     plans = {r.name: scn_mod.select_for(scenarios, p) for r, p in per_rung}
     spec = parse_spec(load) if load else None
     out = _out_dir("ladder", out_root)
-    lab = Lab(base, progress=lambda _m: None)  # the lab's up and down: its qnetd host serves the device rungs
     frames, floor_frames, all_trials = [], [], []
     prev: tuple[bool, str] | None = None
     done_rungs: list[str] = []
@@ -298,7 +285,8 @@ def bench_ladder(params_file: str, trials: int = 5, scenarios: str = "default", 
                 _switch_profile(p, rung.profile, out / f"cib-{rung.slug}", say, settle=True)
             df, done = runner.run_suite(lab, p, plans[rung.name], trials, rung.profile, progress=say, load=spec)
             df.insert(0, "rung", rung.name)
-            status = _status_xml(p)  # the resource history the floors' start and stop times come from
+            # the resource history the floors' start and stop times come from
+            status = lab.ssh(p.preferred_node, ["cibadmin", "--query", "--scope", "status"], check=True).stdout
             (out / f"status-{rung.slug}.xml").write_text(status)
             fl = floors(p, get_profile(rung.profile), op_times(status))
             fl.insert(0, "rung", rung.name)
