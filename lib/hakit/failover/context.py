@@ -76,6 +76,19 @@ class TrialContext:
             self.hosts[node] = connect(self.params, self.params.node(node))
             return self.hosts[node].run(command, timeout=30).stdout
 
+    def read(self, node: str, command: str) -> str:
+        """Run a read-only ``command`` on ``node`` (a fresh session if the node's old one died); its stdout."""
+        return self._run(node, command)
+
+    def cluster_back(self) -> bool:
+        """crm_mon through the peer shows every node online and the service started on one node."""
+        try:
+            st = cibstage.status(self.hosts[self.other], timeout=10)
+        except Exception:  # noqa: BLE001 - one failed read: not back yet
+            return False
+        return (all(st.nodes.get(n.name) is not None and st.nodes[n.name].state == "online" for n in self.params.nodes)
+                and st.service_node(self.params.pacemaker.cloned_apache) is not None)
+
     def daemons(self, node: str, until: Callable[[dict[str, Any]], bool] | None = None,
                 timeout_s: float = 30.0) -> dict[str, Any] | None:
         """Pacemaker's processes on ``node`` and systemd's restart count (parse_daemons); with ``until``,

@@ -16,7 +16,7 @@ from ..facts.pacemaker import ClusterStatus, FailedAction, FenceEvent
 from ..params import FailurePolicy
 from . import timeline
 from .load import LoadSummary
-from .scenarios import Scenario, loop_kills, loop_moves, service_stopped
+from .scenarios import Scenario, controller_respawned, corosync_restarted, loop_kills, loop_moves, service_stopped
 from .watch import ArpSample, ClusterSample
 
 
@@ -345,7 +345,23 @@ def _no_quorum_until_device_back(o: Observation) -> list[str]:
     return problems
 
 
+def _fenced_or_back(o: Observation) -> list[str]:
+    """corosync-kill where the node may come back (a quorum device): it was fenced, or its corosync was
+    restarted by systemd and pacemakerd respawned its controller (the node rejoined unfenced)."""
+    if o.scenario.rejoined is None or any(e.ok and e.target == o.active for e in o.fences):
+        return []  # the catalogue's own case: fencing is judged by the common rules
+    problems = []
+    if not corosync_restarted(o.notes.get("corosync_after"), o.notes.get("killed_wall")):
+        problems.append(f"{o.active} was not fenced, and its corosync did not run again after the kill")
+    elif not controller_respawned(o.notes.get("before"), o.notes.get("after")):
+        problems.append(f"{o.active}'s corosync came back, but pacemakerd never respawned its controller")
+    if o.fencing and o.notes.get("rejoined_after_s") is None:
+        problems.append(f"{o.active} was neither fenced nor seen back in the cluster during the fault")
+    return problems
+
+
 RULES: dict[str, Callable[[Observation], list[str]]] = {
+    "corosync-kill": _fenced_or_back,
     "pacemakerd-kill": _pacemakerd_respawned,
     "apache-kill-loop": _kills_then_move,
     "resource-fail": _failure_recorded,
@@ -371,6 +387,16 @@ def evidence(o: Observation) -> str:
                 + (f"{lost - o.marks[0]:.1f} s after it" if lost is not None else "(never seen)")
                 + f"; qnetd back at +{o.t_heal - o.marks[0]:.1f} s; served again "
                 + (f"{up - o.t_heal:.1f} s after that" if up is not None else "(never)"))
+    if name == "corosync-kill" and o.scenario.rejoined is not None:
+        if any(e.ok and e.target == o.active for e in o.fences):
+            return f"{o.active} fenced before it came back"
+        unit, killed = o.notes.get("corosync_after") or {}, o.notes.get("killed_wall")
+        restarted = (f"corosync started again {unit['started'] - killed:.2f} s after the kill (corosync-qdevice "
+                     f"restarted {unit.get('qdevice_restarts')} time(s) in all)"
+                     if unit.get("started") and killed and corosync_restarted(unit, killed) else "corosync not restarted")
+        back = o.notes.get("rejoined_after_s")
+        return (f"{restarted}; {o.active} back unfenced, controller respawned, at "
+                + (f"+{back:.1f} s" if back is not None else "(never seen)"))
     if name == "pacemakerd-kill":
         before, after = o.notes.get("before") or {}, o.notes.get("after") or {}
         bp, ap = before.get("pids", {}), after.get("pids", {})

@@ -9,6 +9,7 @@ marked ``ok=False`` with the reason; ``run_suite(strict=True)`` then raises.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,7 +26,7 @@ from ..stages import cibstage
 from ..stages.driver import JOURNAL_DIR, journal_window
 from . import timeline
 from .context import TrialContext, failcount
-from .judge import Observation, TrialRow, judge, trial_row
+from .judge import Observation, TrialRow, detect_recover, judge, trial_row
 from .load import LoadGenerator, LoadSpec
 from .scenarios import Scenario
 from .watch import ArpSample, ArpWatch, ClusterSample, ClusterWatch, HttpProbe
@@ -204,6 +205,8 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
             survivor = active if fenced == other else other
             fence_done = fenced is None  # with fencing, the fault lasts until the lost node is fenced
             next_fence_check = 0.0
+            rejoin_pending = scn.rejoined is not None  # ... or until it is back unfenced, where it can come back
+            next_rejoin_check = 0.0
             state_since: float | None = None  # since when the cluster shows the state scn.heal_when waits for
             while time.monotonic() < deadline:
                 if scn.heal is not None and obs.t_heal is None:
@@ -226,6 +229,19 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
                                          for e in _fence_events(hosts[survivor], wall_inject - 1, time.time() + 1))
                     except Exception:  # noqa: BLE001 - judged after the fault from the full history
                         pass
+                    if rejoin_pending and fenced is not None and fence_done:
+                        rejoin_pending = False  # fenced: the fault plays out as the catalogue states it
+                if rejoin_pending and time.monotonic() >= next_rejoin_check:
+                    next_rejoin_check = time.monotonic() + 1.0
+                if rejoin_pending and next_rejoin_check - time.monotonic() > 0.9 and _reacted(cw, obs) \
+                        and scn.rejoined(ctx):
+                    rejoin_pending = False
+                    ctx.notes["rejoined_after_s"] = round(time.monotonic() - obs.t_inject, 2)
+                    say(f"{scn.name} #{trial}: {active} is back unfenced at +{ctx.notes['rejoined_after_s']:.1f} s; "
+                        "the fault ends once one node serves for a while")
+                    fenced = obs.fenced_target = None
+                    fence_done = True
+                    takers = [n.name for n in params.nodes]  # recovered in place, or moved to a peer (and back)
                 recent = [s for s in probe.snapshot() if s.t > time.monotonic() - 0.5]
                 landed = {s.node for s in recent if s.ok}
                 if len(takers) > 1 and len(landed) == 1 and landed <= set(takers):
@@ -263,6 +279,12 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
     finally:
         watcher_host.close()
     return obs
+
+
+def _reacted(cw: ClusterWatch, obs: Observation) -> bool:
+    """The cluster's view (through the watched node) has changed since the fault: the peer noticed it."""
+    return not math.isnan(detect_recover(list(cw.samples), obs.t_inject, time.monotonic(), obs.baseline,
+                                         obs.expected)[0])
 
 
 def run_trial(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, trial: int, profile: str,

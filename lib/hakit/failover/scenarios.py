@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..facts.bonding import parse_proc_bonding
 from ..render.interfaces import BondOptions
@@ -76,6 +76,9 @@ class Scenario:
     watch_from: str = "other"  # the node crm_mon is read through during the fault: the one that stays up
     how_failed: str = "the next httpd monitor fails"  # how pacemaker learns of a resource failure (policy_moves)
     expected_cloned: str = ""  # `expected` in the cloned-apache layout, where it differs (only the VIP moves)
+    # The fault may undo itself: the node comes back unfenced (a quorum device's unit restarts corosync).
+    # Read at most once a second during the fault; True: the node is back and ends the fault as fencing would.
+    rejoined: Callable[["TrialContext"], bool] | None = None
 
     def moves_under(self, policy: "FailurePolicy | None" = None) -> bool:
         """Does the service end the fault elsewhere? For a resource failure the params decide:
@@ -187,7 +190,83 @@ def _ring0_up(c: "TrialContext") -> None:
 
 
 def _kill_corosync(c: "TrialContext") -> None:
+    if c.params.quorum_device is not None:  # the node may come back unfenced: its daemons are the evidence
+        c.notes["before"] = c.daemons(c.active)
+    c.notes["killed_wall"] = time.time()
     c.lab.kill_process(c.active, "corosync", 9)
+
+
+# corosync's state on a node, as systemd keeps it: whether it runs, when it last started (UTC, to the
+# microsecond: compared with the kill's wall clock, which lab nodes share with this machine), and how often
+# systemd has restarted corosync-qdevice.service (whose Requires= starts corosync with it).
+COROSYNC_UNIT_COMMAND = ("systemctl show --timestamp=us+utc -p ActiveState -p ExecMainStartTimestamp corosync.service; "
+                         "echo qdevice_restarts=$(systemctl show -p NRestarts --value corosync-qdevice.service)")
+
+
+def parse_corosync_unit(text: str) -> dict[str, Any]:
+    """COROSYNC_UNIT_COMMAND's output -> {"active": bool, "started": epoch seconds or None,
+    "qdevice_restarts": int or None}."""
+    from datetime import datetime, timezone
+
+    kv = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    started = None
+    ts = kv.get("ExecMainStartTimestamp", "").strip()  # "Sun 2026-12-06 16:56:33.432147 UTC" ("" when never)
+    if ts:
+        try:
+            started = datetime.strptime(" ".join(ts.split()[1:3]), "%Y-%m-%d %H:%M:%S.%f").replace(
+                tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            started = None
+    nr = kv.get("qdevice_restarts", "").strip()
+    return {"active": kv.get("ActiveState", "").strip() == "active", "started": started,
+            "qdevice_restarts": int(nr) if nr.isdigit() else None}
+
+
+def corosync_restarted(unit: dict[str, Any] | None, killed_wall: float | None) -> bool:
+    """corosync runs again on the node, started after the kill (by systemd, not by a power cycle: a node
+    that was power-cycled or fenced is judged by its fence history)."""
+    return (unit is not None and killed_wall is not None and unit["active"] and unit["started"] is not None
+            and unit["started"] >= killed_wall)
+
+
+def _corosync_unit(c: "TrialContext") -> dict[str, Any] | None:
+    try:
+        return parse_corosync_unit(c.read(c.active, COROSYNC_UNIT_COMMAND))
+    except Exception:  # noqa: BLE001 - the node is off (fenced) or not reachable: not back
+        return None
+
+
+def controller_respawned(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:
+    """pacemakerd on the node started a new controller (it does so once corosync is back)."""
+    old = (before or {}).get("pids", {}).get("pacemaker-contr")  # ps cuts names at 15 characters
+    new = (after or {}).get("pids", {}).get("pacemaker-contr")
+    return old is not None and new is not None and new != old
+
+
+def _corosync_back(c: "TrialContext") -> bool:
+    """The killed node is back without being fenced: its corosync runs again (started by systemd after the
+    kill), pacemakerd has respawned its controller, and the cluster, read through the peer, has every node
+    online and the service started on one node."""
+    unit = _corosync_unit(c)
+    if not corosync_restarted(unit, c.notes.get("killed_wall")):
+        return False
+    after = c.daemons(c.active)
+    if not controller_respawned(c.notes.get("before"), after):
+        return False
+    c.notes["corosync_after"], c.notes["after"] = unit, after
+    return c.cluster_back()
+
+
+def _restore_corosync(c: "TrialContext") -> None:
+    """A node whose corosync came back by itself is left running; otherwise (fenced, or corosync still
+    dead without fencing) it is power-cycled."""
+    unit = _corosync_unit(c)
+    c.notes["corosync_after"] = unit
+    if corosync_restarted(unit, c.notes.get("killed_wall")):
+        if "before" in c.notes:
+            c.notes["after"] = c.daemons(c.active)
+        return
+    _power_cycle(c)
 
 
 def _power_cycle(c: "TrialContext") -> None:
@@ -414,7 +493,7 @@ SCENARIOS: dict[str, Scenario] = {
             "survivor powers it off, then starts them: one outage, never two copies. Without fencing the "
             "survivor starts them too and both nodes answer for the VIP (split brain). Restored by "
             "power-cycling the node",
-            moves=True, outage_expected=True, inject=_kill_corosync, restore=_power_cycle,
+            moves=True, outage_expected=True, inject=_kill_corosync, restore=_restore_corosync,
             split_brain_without_fencing=True, fenced="active",
         ),
         Scenario(
@@ -515,11 +594,30 @@ QDEVICE = ("qnetd-loss", "qnetd-then-node-loss")  # about the quorum device: run
 SETS = {"default": DEFAULT, "extended": EXTENDED}
 
 
-def for_cluster(scn: Scenario, nodes: int, no_quorum_policy: str = "ignore") -> Scenario:
-    """The scenario as it plays out on a cluster of ``nodes`` nodes. The catalogue states the two-node
-    case; with three or more, cutting the active node off from its peers is no longer an even split: the
-    others keep quorum, fence it and take the service over, while the lone node, without quorum, stops
-    its resources unless ``no-quorum-policy`` is ``ignore`` (then, unfenced, both sides serve)."""
+# corosync-kill on a cluster with a quorum device, as seen on Debian 13 lab nodes (pacemaker 3.0.0,
+# corosync-qdevice 3.0.3): corosync-qdevice.service fails with corosync, systemd restarts it
+# (Restart=on-failure) and its Requires=corosync.service starts corosync again 0.3 s after the kill.
+COROSYNC_KILL_QDEVICE = (
+    "the node drops out of the membership while its Apache and VIP keep running. With a quorum device systemd "
+    "brings corosync back within a second: corosync-qdevice.service fails with it, is restarted "
+    "(Restart=on-failure), and its Requires=corosync.service starts corosync again. The peer marks the node "
+    "UNCLEAN, but before it has the device's vote to fence it, the node is back in the membership and pacemakerd "
+    "respawns its daemons: nobody is fenced. The new controller has forgotten what ran on the node, so pacemaker "
+    "probes it, finds the VIP and Apache running there and recovers them, in place or by a move to the peer and "
+    "back (one or two short outages). If the peer fences the node first, the service moves as on a cluster "
+    "without a device. Either way never two copies. A node that came back is left running; a fenced one is "
+    "powered on")
+
+
+def for_cluster(scn: Scenario, nodes: int, no_quorum_policy: str = "ignore", qdevice: bool = False) -> Scenario:
+    """The scenario as it plays out on a cluster of ``nodes`` nodes (with a quorum device or not). The
+    catalogue states the two-node case without a device; with three or more nodes, cutting the active node
+    off from its peers is no longer an even split: the others keep quorum, fence it and take the service
+    over, while the lone node, without quorum, stops its resources unless ``no-quorum-policy`` is ``ignore``
+    (then, unfenced, both sides serve). With a quorum device, a killed corosync comes back by itself."""
+    if qdevice and scn.name == "corosync-kill":
+        return replace(scn, expected=COROSYNC_KILL_QDEVICE, expected_cloned="", rejoined=_corosync_back,
+                       split_brain_without_fencing=False)
     if nodes <= 2 or scn.name != "split-brain":
         return scn
     return replace(
@@ -574,4 +672,4 @@ def select(spec: str | list[str] | tuple[str, ...], fencing: bool | None = None,
         need = [n for n in names if getattr(SCENARIOS[n], flag)]
         if lacks and need:
             raise ValueError(f"scenario {', '.join(need)} {why}")
-    return [for_cluster(SCENARIOS[n], nodes, no_quorum_policy) for n in names]
+    return [for_cluster(SCENARIOS[n], nodes, no_quorum_policy, qdevice is True) for n in names]
