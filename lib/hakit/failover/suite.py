@@ -40,8 +40,10 @@ def bounds(params: Params, prof: Profile) -> pd.DataFrame:
          + (f"; then the {delay:g} s fence delay (the node is off already: the agent's first status query says so)"
             if fenced else "")),
         ("corosync-kill", wait,
-         f"the node serves on until the agent powers it off, then the agent's {wait:g} s power wait" if fenced
-         else "none: the node serves on, and after token + consensus its peer starts a second copy"),
+         (f"the node serves on until the agent powers it off, then the agent's {wait:g} s power wait" if fenced
+          else "none: the node serves on, and after token + consensus its peer starts a second copy")
+         + ("; with the quorum device systemd starts corosync again within a second, and a node back before "
+            "its peer fences it is probed and its service recovered: no fixed floor" if params.quorum_device else "")),
         ("apache-crash", r.httpd_monitor, "worst case until the next httpd monitor notices (then a restart in place, or a move "
          "with migration_threshold 1)"),
         ("gateway-loss", r.ping_monitor + r.ping_dampen,
