@@ -287,3 +287,41 @@ def test_bounds_name_the_extended_scenarios_and_the_suite_shows_only_its_own(lab
     assert "migration_threshold 1" in b.loc["apache-kill-loop", "why"]
     suite = FailoverSuite(lab, "extended")
     assert list(suite.bounds()["scenario"]) == list(scenarios.EXTENDED)
+
+
+# -- a single failure counted twice by a slow node's recurring monitor -----------------------------------------
+
+
+def recount(cap, results: list[tuple[str, str, str, str]], failcount: int, name: str = "apache-crash") -> Observation:
+    """httpd failed once on A and moved to B; crm_mon listed these (op_key, exitstatus, exitreason, last_rc_change) results
+    of httpd's failed actions on A during the fault (seen on the all-VM lab under TCG: the 10 s monitor said
+    'Failed to access httpd status page.', then 13 s later 'not running', before the stop ran)."""
+    proto = cap["crm"]["simulated-failure"]
+    (f,) = [x for x in proto.failures if x.resource == "httpd"]
+    samples = []
+    for i, (key, status, reason, changed) in enumerate(results):
+        st = dataclasses.replace(on(proto, "httpd", B), failures=(dataclasses.replace(
+            f, op_key=key, task=key.split("_")[1], exitstatus=status, exitreason=reason, last_rc_change=changed),))
+        samples.append(ClusterSample(12.0 + i * 5, on(st, "vip", B), B))
+    o = obs(name, SHIPPED, cap["crm"]["resources"], httpd_failcount=failcount, cluster=samples)
+    o.probes = stream([(8.0, 11.0, A), (11.0, 20.0, None), (20.0, 30.0, B)])
+    return o
+
+
+TCG_RESULTS = [("httpd_monitor_10000", "error", "Failed to access httpd status page.", "Sun Dec  6 17:31:13 2026"),
+               ("httpd_monitor_10000", "not running", "", "Sun Dec  6 17:31:26 2026")]
+
+
+def test_a_failure_recounted_by_the_recurring_monitor_passes_and_says_so(cap):
+    o = recount(cap, TCG_RESULTS, failcount=2)
+    assert judge(o) == []
+    assert trial_row(o, [], "seed", 1).evidence == (
+        "failcount 2 for one fault: httpd's recurring monitor on vm-node1 reported 'Failed to access httpd status "
+        "page.'; then 'not running' before the recovery stopped it (each changed result counts)")
+
+
+def test_an_extra_failcount_without_the_monitor_results_to_show_for_it_fails(cap):
+    assert "httpd failcount on vm-node1 is 2, expected 1" in judge(recount(cap, TCG_RESULTS[:1], failcount=2))
+    probe = [("httpd_monitor_0", "not running", "", "Sun Dec  6 17:31:13 2026"), TCG_RESULTS[1]]  # a probe is not a monitor result
+    assert "httpd failcount on vm-node1 is 2, expected 1" in judge(recount(cap, probe, failcount=2))
+    assert "httpd failcount on vm-node1 is 3, expected 1" in judge(recount(cap, TCG_RESULTS, failcount=3))
