@@ -23,10 +23,11 @@ KILLED = 1796576622.345  # the kill's wall clock in the captures (17:03:42.345 U
 
 @pytest.fixture(scope="module")
 def cap(load_fixture):
-    unit = {k: scenarios.parse_corosync_unit(load_fixture(f"captured/trixie/corosync-unit-{k}-kill.txt"))
-            for k in ("before", "after")}
-    ps = {k: parse_daemons(load_fixture(f"captured/trixie/pacemaker-daemons-{k}-corosync-kill.txt"))
-          for k in ("before", "after")}
+    unit = {k: scenarios.parse_corosync_unit(load_fixture(f"captured/trixie/{name}")) for k, name in (
+        ("before", "corosync-unit-before-kill.txt"), ("after", "corosync-unit-after-kill.txt"))}
+    ps = {k: parse_daemons(load_fixture(f"captured/trixie/{name}")) for k, name in (
+        ("before", "pacemaker-daemons-before-corosync-kill.txt"),
+        ("after", "pacemaker-daemons-after-corosync-kill.txt"))}
     crm = parse_crm_mon(load_fixture("captured/trixie/crm_mon-2node-resources.xml"))
     return {"unit": unit, "ps": ps, "crm": crm}
 

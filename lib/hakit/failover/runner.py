@@ -233,15 +233,14 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
                         rejoin_pending = False  # fenced: the fault plays out as the catalogue states it
                 if rejoin_pending and time.monotonic() >= next_rejoin_check:
                     next_rejoin_check = time.monotonic() + 1.0
-                if rejoin_pending and next_rejoin_check - time.monotonic() > 0.9 and _reacted(cw, obs) \
-                        and scn.rejoined(ctx):
-                    rejoin_pending = False
-                    ctx.notes["rejoined_after_s"] = round(time.monotonic() - obs.t_inject, 2)
-                    say(f"{scn.name} #{trial}: {active} is back unfenced at +{ctx.notes['rejoined_after_s']:.1f} s; "
-                        "the fault ends once one node serves for a while")
-                    fenced = obs.fenced_target = None
-                    fence_done = True
-                    takers = [n.name for n in params.nodes]  # recovered in place, or moved to a peer (and back)
+                    if _reacted(cw, obs) and scn.rejoined(ctx):
+                        rejoin_pending = False
+                        ctx.notes["rejoined_after_s"] = round(time.monotonic() - obs.t_inject, 2)
+                        say(f"{scn.name} #{trial}: {active} is back unfenced at +{ctx.notes['rejoined_after_s']:.1f} "
+                            "s; the fault ends once one node serves for a while")
+                        fenced = obs.fenced_target = None
+                        fence_done = True
+                        takers = [n.name for n in params.nodes]  # recovered in place, or moved to a peer (and back)
                 recent = [s for s in probe.snapshot() if s.t > time.monotonic() - 0.5]
                 landed = {s.node for s in recent if s.ok}
                 if len(takers) > 1 and len(landed) == 1 and landed <= set(takers):
