@@ -7,6 +7,8 @@ its daemons; the node either rejoins unfenced or its peer fences it first. Both 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from hakit.facts.pacemaker import FenceEvent, parse_crm_mon
@@ -96,6 +98,21 @@ def test_a_node_back_unfenced_with_the_evidence_passes(cap):
     assert row.fenced == "-" and row.outages == 2 and row.served_after == A
     assert row.evidence == ("corosync started again 0.77 s after the kill (corosync-qdevice restarted 1 time(s) in "
                             "all); vm-node1 back unfenced, controller respawned, at +3.5 s")
+
+
+def test_recover_is_when_the_service_came_back_to_stay(cap):
+    o = trial(cap)
+    away = dataclasses.replace(cap["crm"], resources=tuple(
+        dataclasses.replace(r, nodes=(B,)) if r.id in ("vip", "httpd") else r for r in cap["crm"].resources))
+    assert away.service_node() == B and cap["crm"].service_node() == A
+    # crm_mon: still on A when the peer noticed, then on B (the move), then on A again (the failback)
+    o.cluster = [ClusterSample(11.0, cap["crm"], B), ClusterSample(15.0, away, B), ClusterSample(20.5, cap["crm"], B)]
+    row = trial_row(o, [], "fast", 1)
+    assert row.recover_s == 10.5
+    # never left (only pingd changed on A): recover stays the first sample on A once the peer noticed
+    o.cluster = [ClusterSample(11.0, cap["crm"], B),
+                 ClusterSample(12.0, dataclasses.replace(cap["crm"], attributes={B: {"pingd": "1000"}}), B)]
+    assert trial_row(o, [], "fast", 1).recover_s == 2.0
 
 
 def test_a_node_fenced_first_is_judged_as_without_a_device(cap):

@@ -122,6 +122,22 @@ def detect_recover(cluster: list[ClusterSample], t_inject: float, t_end: float, 
     return detect, recover
 
 
+def last_arrival(cluster: list[ClusterSample], t_inject: float, t_end: float, node: str,
+                 httpd_cloned: bool = False) -> float | None:
+    """When the service last came (back) to ``node`` between the fault and ``t_end``, after crm_mon had shown
+    it elsewhere or not started; None if it never left (s after the fault)."""
+    seen_away, arrived = False, None
+    for s in cluster:
+        if s.t < t_inject or s.t >= t_end or s.status is None:
+            continue
+        here = s.status.service_node(httpd_cloned) == node
+        if not here:
+            seen_away, arrived = True, None
+        elif seen_away and arrived is None:
+            arrived = s.t - t_inject
+    return arrived
+
+
 def failback(o: Observation) -> timeline.Downtime:
     """What a client saw after the restore, until the cluster was back in its normal placement."""
     end = o.t_back if o.t_back is not None else max((p.t for p in o.probes), default=o.t_restore)
@@ -455,6 +471,9 @@ def trial_row(o: Observation, problems: list[str], profile: str, trial: int) -> 
     dt = timeline.downtime(o.probes, o.t_inject, o.t_restore, end_of_window=o.t_restore)
     detect, recover = detect_recover(o.cluster, o.t_inject, o.t_restore, o.baseline, o.expected, o.t_heal,
                                      o.httpd_cloned)
+    if o.notes.get("rejoined_after_s") is not None:  # back unfenced: the service may have left and come back
+        back = last_arrival(o.cluster, o.t_inject, o.t_restore, o.expected, o.httpd_cloned)
+        recover = recover if back is None else back
     fenced_ok = sorted({e.target for e in o.fences if e.ok})
     fb = failback(o) if o.home else None
     fb_s = round(fb.seconds, 3) if fb is not None else math.nan
