@@ -374,10 +374,14 @@ def _no_quorum_until_device_back(o: Observation) -> list[str]:
     return problems
 
 
+def _active_fenced(o: Observation) -> bool:
+    return any(e.ok and e.target == o.active for e in o.fences)
+
+
 def _fenced_or_back(o: Observation) -> list[str]:
     """corosync-kill where the node may come back (a quorum device): it was fenced, or its corosync was
     restarted by systemd and pacemakerd respawned its controller (the node rejoined unfenced)."""
-    if o.scenario.rejoined is None or any(e.ok and e.target == o.active for e in o.fences):
+    if o.scenario.rejoined is None or _active_fenced(o):
         return []  # the catalogue's own case: fencing is judged by the common rules
     problems = []
     if not corosync_restarted(o.notes.get("corosync_after"), o.notes.get("killed_wall")):
@@ -417,12 +421,12 @@ def evidence(o: Observation) -> str:
                 + f"; qnetd back at +{o.t_heal - o.marks[0]:.1f} s; served again "
                 + (f"{up - o.t_heal:.1f} s after that" if up is not None else "(never)"))
     if name == "corosync-kill" and o.scenario.rejoined is not None:
-        if any(e.ok and e.target == o.active for e in o.fences):
+        if _active_fenced(o):
             return f"{o.active} fenced before it came back"
-        unit, killed = o.notes.get("corosync_after") or {}, o.notes.get("killed_wall")
+        unit, killed = o.notes.get("corosync_after"), o.notes.get("killed_wall")
         restarted = (f"corosync started again {unit['started'] - killed:.2f} s after the kill (corosync-qdevice "
-                     f"restarted {unit.get('qdevice_restarts')} time(s) in all)"
-                     if unit.get("started") and killed and corosync_restarted(unit, killed) else "corosync not restarted")
+                     f"restarted {unit['qdevice_restarts']} time(s) in all)"
+                     if corosync_restarted(unit, killed) else "corosync not restarted")
         back = o.notes.get("rejoined_after_s")
         return (f"{restarted}; {o.active} back unfenced, controller respawned, at "
                 + (f"+{back:.1f} s" if back is not None else "(never seen)"))

@@ -243,30 +243,30 @@ def controller_respawned(before: dict[str, Any] | None, after: dict[str, Any] | 
     return old is not None and new is not None and new != old
 
 
+def _note_corosync(c: "TrialContext") -> bool:
+    """Read corosync's unit on the killed node into the trial's notes (and, where its daemons were read before
+    the kill, its daemons now); True when corosync runs again, started after the kill."""
+    unit = _corosync_unit(c)
+    c.notes["corosync_after"] = unit
+    restarted = corosync_restarted(unit, c.notes.get("killed_wall"))
+    if restarted and "before" in c.notes:
+        c.notes["after"] = c.daemons(c.active)
+    return restarted
+
+
 def _corosync_back(c: "TrialContext") -> bool:
     """The killed node is back without being fenced: its corosync runs again (started by systemd after the
     kill), pacemakerd has respawned its controller, and the cluster, read through the peer, has every node
     online and the service started on one node."""
-    unit = _corosync_unit(c)
-    if not corosync_restarted(unit, c.notes.get("killed_wall")):
-        return False
-    after = c.daemons(c.active)
-    if not controller_respawned(c.notes.get("before"), after):
-        return False
-    c.notes["corosync_after"], c.notes["after"] = unit, after
-    return c.cluster_back()
+    return (_note_corosync(c) and controller_respawned(c.notes.get("before"), c.notes.get("after"))
+            and c.cluster_back())
 
 
 def _restore_corosync(c: "TrialContext") -> None:
     """A node whose corosync came back by itself is left running; otherwise (fenced, or corosync still
     dead without fencing) it is power-cycled."""
-    unit = _corosync_unit(c)
-    c.notes["corosync_after"] = unit
-    if corosync_restarted(unit, c.notes.get("killed_wall")):
-        if "before" in c.notes:
-            c.notes["after"] = c.daemons(c.active)
-        return
-    _power_cycle(c)
+    if not _note_corosync(c):
+        _power_cycle(c)
 
 
 def _power_cycle(c: "TrialContext") -> None:
