@@ -179,6 +179,11 @@ def test_node_crash_apache_crash_and_slave_loss_on_kernel_bonds(deployed, tmp_pa
     assert by.loc["apache-crash", "httpd_failcount"] == 1 or "recurring monitor" in by.loc["apache-crash", "evidence"]
     assert by.loc["node-crash", "served_after"] == "vm-node2" and by.loc["node-crash", "fenced"] == "vm-node1"
     assert (df["ended"] != "").all() and (df["dual_vip_samples"] == 0).all()
+    # The trial's record keeps the guest kernel's own account of the pull: the driver saw eth2's carrier go
+    # and made eth3 the active slave (a container has no kernel log, so only VM nodes get this section).
+    kernel = (rec / "journal" / "slave-loss-1" / "vm-node1.log").read_text().partition(driver.KERNEL_HEADER + "\n")[2]
+    assert "bond1: (slave eth2): link status definitely down" in kernel, kernel
+    assert "bond1: (slave eth3): making interface the new active one" in kernel, kernel
     # After the trials: the bonds as stage 01 left them on both nodes (the pulled cable is back, and the
     # primary slave takes over again after updelay; vm-node1 was power-cycled and brought them up at boot).
     for n in NODES:

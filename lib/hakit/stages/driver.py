@@ -200,16 +200,21 @@ def apply(plan: Plan, hosts: MutableMapping[str, Runner], *, dry_run: bool = Tru
 
 JOURNAL_DIR = "journal"  # in a record folder: one <node>.log per node (per trial, under <scenario>-<trial>/)
 JOURNAL_UNITS = ("corosync", "pacemaker")
+KERNEL_HEADER = "-- kernel --"  # in a journal text: the node's kernel messages follow
 JOURNAL_MARGIN_S = 5.0  # either side of the window: node clocks may differ from this machine's a little
 
 
 def journal_window(hosts: Mapping[str, Runner], since: float, until: float) -> dict[str, str]:
-    """Each node's journal of corosync and pacemaker between two wall-clock times (node -> text).
+    """Each node's journal of corosync and pacemaker between two wall-clock times (node -> text), then its
+    kernel's messages of the window under a line ``-- kernel --`` when it has any (a VM node's bonding driver
+    and NICs; a container has no kernel log of its own, so nothing is added there).
 
     A node that cannot be read (powered off, unreachable) gets a line saying why instead."""
     units = " ".join(f"-u {u}" for u in JOURNAL_UNITS)
-    cmd = (f"journalctl {units} --since=@{since - JOURNAL_MARGIN_S:.0f} --until=@{until + JOURNAL_MARGIN_S:.0f} "
-           "--no-pager -o short-iso-precise")
+    window = (f"--since=@{since - JOURNAL_MARGIN_S:.0f} --until=@{until + JOURNAL_MARGIN_S:.0f} "
+              "--no-pager -o short-iso-precise")
+    cmd = (f"journalctl {units} {window} && "
+           f"{{ k=$(journalctl -k -q {window} 2>/dev/null); [ -z \"$k\" ] || printf '%s\\n' '{KERNEL_HEADER}' \"$k\"; }}")
 
     def one(h: Runner) -> str:
         try:
