@@ -94,6 +94,7 @@ def test_slave_loss_accepts_one_short_gap_of_a_bond_switch_and_no_more() -> None
     o.probes = probes(A, A, (10.0, 10.0 + scenarios.SLAVE_LOSS_BLIP_S + 0.5))
     (p,) = judge(o)
     assert "where no outage was expected (one gap of at most 1.3 s is accepted" in p
+    assert p.endswith("s in 1 gap(s)): 45 timed out"), p  # the client's errors, by kind
     o.probes = [s for s in probes(A, A, (10.0, 10.2)) if not 10.6 < s.t < 10.8] + \
         [ProbeSample(10.6 + k * 0.04, False, None) for k in range(5)]
     o.probes.sort(key=lambda s: s.t)

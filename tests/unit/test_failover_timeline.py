@@ -21,6 +21,7 @@ from hakit.failover.timeline import (
     outages,
     rate,
     served,
+    what_failed,
 )
 from hakit.failover.watch import ClusterSample
 from hakit.params import Params
@@ -154,6 +155,18 @@ def test_unsorted_unrecovered_uses_the_latest_probe_not_the_last_listed() -> Non
 
 
 # -- who served -------------------------------------------------------------------------------------
+
+
+def test_what_failed_counts_the_clients_errors_and_says_how_slow_the_answers_were_before() -> None:
+    refused = "[Errno 111] Connection refused"
+    before = [ProbeSample(t / 10, True, "A", latency=lat) for t, lat in enumerate((0.01, 0.02, 0.25, 0.03))]
+    samples = before + [fail(1.0), fail(1.1), ProbeSample(1.2, False, None, error=refused), ok(1.3), fail(9.0)]
+    assert what_failed(samples, 1.0, 5.0) == (f"2 timed out, 1 {refused}; answers in the 10 s before took p50 "
+                                              "30 ms, the slowest 250 ms")
+    # only the answers of the last before_s seconds count; with none there, nothing is said of them
+    assert what_failed(samples, 1.0, 5.0, before_s=0.75).endswith("the 1 s before took p50 30 ms, the slowest 30 ms")
+    assert what_failed(samples, 1.0, 5.0, before_s=0.5) == f"2 timed out, 1 {refused}"
+    assert what_failed([fail(0.0), ProbeSample(0.1, False, None)], 0.0, 1.0) == "1 failed, 1 timed out"
 
 
 def test_served_collapses_runs_and_ignores_failures() -> None:

@@ -176,7 +176,8 @@ def judge(o: Observation) -> list[str]:
     if not scn.outage_expected and dt.failed_probes and not sb and not blip:
         problems.append(f"{dt.failed_probes} failed probe(s) where no outage was expected"
                         + (f" (one gap of at most {scn.max_blip_s:.1f} s is accepted; seen {dt.seconds:.2f} s in "
-                           f"{dt.outages} gap(s))" if scn.max_blip_s else ""))
+                           f"{dt.outages} gap(s))" if scn.max_blip_s else "")
+                        + f": {timeline.what_failed(o.probes, o.t_inject, o.t_restore)}")
     if o.home:  # the incident was watched to its end
         fb = failback(o)
         if o.t_back is None:

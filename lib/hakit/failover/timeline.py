@@ -90,6 +90,23 @@ def downtime(samples: Sequence[ProbeSample], t0: float = float("-inf"), t1: floa
     return Downtime(last.end - runs[0].start, len(runs), failed, len(inside), True)
 
 
+def what_failed(samples: Sequence[ProbeSample], t0: float = float("-inf"), t1: float = float("inf"),
+                before_s: float = 10.0) -> str:
+    """The failed probes in [t0, t1) by the client's error, most frequent first, and how long the answers of
+    the ``before_s`` seconds before t0 took (p50 and the slowest): timeouts on a node that was already slow
+    to answer point at a starved machine, refusals or "no route" at the network or the service."""
+    kinds: dict[str, int] = {}
+    for s in samples:
+        if t0 <= s.t < t1 and not s.ok:
+            kinds[s.error or "failed"] = kinds.get(s.error or "failed", 0) + 1
+    words = ", ".join(f"{n} {e}" for e, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    lat = sorted(s.latency for s in samples if t0 - before_s <= s.t < t0 and s.ok and s.latency is not None)
+    if lat:
+        words += (f"; answers in the {before_s:.0f} s before took p50 {lat[len(lat) // 2] * 1000:.0f} ms, "
+                  f"the slowest {lat[-1] * 1000:.0f} ms")
+    return words
+
+
 def served(samples: Sequence[ProbeSample], t0: float = float("-inf"), t1: float = float("inf")) -> list[str]:
     """The nodes that answered in [t0, t1), in order of first answer, each once per stretch (A, B, A)."""
     seq: list[str] = []
