@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import evidence
@@ -184,6 +185,8 @@ def test_node_crash_apache_crash_and_slave_loss_on_kernel_bonds(deployed, tmp_pa
     kernel = (rec / "journal" / "slave-loss-1" / "vm-node1.log").read_text().partition(driver.KERNEL_HEADER + "\n")[2]
     assert "bond1: (slave eth2): link status definitely down" in kernel, kernel
     assert "bond1: (slave eth3): making interface the new active one" in kernel, kernel
+    sent = pd.read_csv(rec / "journal" / "slave-loss-1" / "probes.csv")  # every probe, on the journals' clock too
+    assert (~sent["ok"]).sum() >= by.loc["slave-loss", "failed_probes"] and sent["wall"].str.endswith("+00:00").all()
     # After the trials: the bonds as stage 01 left them on both nodes (the pulled cable is back, and the
     # primary slave takes over again after updelay; vm-node1 was power-cycled and brought them up at boot).
     for n in NODES:

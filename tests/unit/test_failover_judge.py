@@ -231,7 +231,8 @@ def test_the_failover_record_keeps_each_trials_journals_and_names_them_when_it_f
 
     nodes = {A: FakeRunner(A).answer(r"^journalctl ", "corosync: link down\n"),
              B: FakeRunner(B).answer(r"^journalctl ", "fenced\n")}
-    t = runner.Trial(trial_row(o, problems, "fast", 1), journals=journal_window(nodes, 0.0, 1.0))  # as run_suite does
+    t = runner.Trial(trial_row(o, problems, "fast", 1), probes=o.probes, t_inject=o.t_inject,
+                     journals=journal_window(nodes, 0.0, 1.0), wall_offset=1_765_000_000.0)  # as run_suite does
     t.row = replace(t.row, logs=t.log_folder)
     suite = FailoverSuite(load_params(Path(__file__).resolve().parents[2] / "params" / "lab.yaml"), dry_run=False,
                           record_dir=str(tmp_path))
@@ -239,7 +240,12 @@ def test_the_failover_record_keeps_each_trials_journals_and_names_them_when_it_f
     suite.result = StageResult("07 failover", dry_run=False)
     suite.save()
     assert (tmp_path / "journal" / "node-crash-1" / f"{A}.log").read_text() == "corosync: link down\n"
-    assert sorted(p.name for p in (tmp_path / "journal" / "node-crash-1").iterdir()) == [f"{A}.log", f"{B}.log"]
+    assert sorted(p.name for p in (tmp_path / "journal" / "node-crash-1").iterdir()) == ["probes.csv", f"{A}.log",
+                                                                                         f"{B}.log"]
+    # every probe of the trial, on the fault's clock and the wall clock the journals use
+    sent = pd.read_csv(tmp_path / "journal" / "node-crash-1" / "probes.csv")
+    assert len(sent) == len(o.probes) and (~sent["ok"]).sum() == t.row.failed_probes == 75
+    assert sent["at_s"].iloc[0] == -2.0 and sent["wall"].iloc[0] == "2025-12-06T05:46:48.000000+00:00"
     assert pd.read_csv(tmp_path / "failover.csv")["logs"].tolist() == ["journal/node-crash-1"]
     with pytest.raises(runner.TrialFailed, match=r"cluster logs: journal/node-crash-1/"):
         suite.raise_if_failed()

@@ -20,6 +20,7 @@ from hakit.failover.timeline import (
     last_served,
     outages,
     rate,
+    probe_table,
     served,
     what_failed,
 )
@@ -161,12 +162,20 @@ def test_what_failed_counts_the_clients_errors_and_says_how_slow_the_answers_wer
     refused = "[Errno 111] Connection refused"
     before = [ProbeSample(t / 10, True, "A", latency=lat) for t, lat in enumerate((0.01, 0.02, 0.25, 0.03))]
     samples = before + [fail(1.0), fail(1.1), ProbeSample(1.2, False, None, error=refused), ok(1.3), fail(9.0)]
-    assert what_failed(samples, 1.0, 5.0) == (f"2 timed out, 1 {refused}; answers in the 10 s before took p50 "
+    assert what_failed(samples, 1.0, 5.0) == (f"2 timed out, 1 {refused}; the 4 answers before took p50 "
                                               "30 ms, the slowest 250 ms")
-    # only the answers of the last before_s seconds count; with none there, nothing is said of them
-    assert what_failed(samples, 1.0, 5.0, before_s=0.75).endswith("the 1 s before took p50 30 ms, the slowest 30 ms")
-    assert what_failed(samples, 1.0, 5.0, before_s=0.5) == f"2 timed out, 1 {refused}"
+    assert what_failed(samples, 0.0, 5.0) == f"2 timed out, 1 {refused}"  # no answer before: nothing said of them
     assert what_failed([fail(0.0), ProbeSample(0.1, False, None)], 0.0, 1.0) == "1 failed, 1 timed out"
+
+
+def test_probe_table_puts_every_probe_on_the_fault_clock_and_the_wall_clock_for_the_record() -> None:
+    samples = [fail(12.5), ok(9.5), ProbeSample(10.0, True, "vm-node2", latency=0.0123)]
+    df = probe_table(samples, t_inject=10.0, wall_offset=1_765_000_000.0)  # 2025-12-06T05:46:40 UTC at t=0
+    assert df.columns.tolist() == ["at_s", "wall", "ok", "node", "latency_ms", "error"]
+    assert df["at_s"].tolist() == [-0.5, 0.0, 2.5]  # sorted by send time
+    assert df["wall"].tolist()[1] == "2025-12-06T05:46:50.000000+00:00"
+    assert df["node"].tolist() == ["vm-node1", "vm-node2", ""] and df["ok"].tolist() == [True, True, False]
+    assert df["latency_ms"].tolist()[1] == 12.3 and df["error"].tolist()[2] == "timed out"
 
 
 def test_served_collapses_runs_and_ignores_failures() -> None:

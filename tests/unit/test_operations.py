@@ -31,7 +31,9 @@ LOCK_TAKE = r"^mkdir -p -m 0755 /run/hakit && .*set -C"
 LOCK_RELEASE = r"^grep -qF .* /run/hakit/lock"
 # What a dry run may send: reads, and commands confined to the private copy of the CIB.
 TEMP = r"/run/hakit-cib\.[A-Za-z0-9]+"
-READ_ONLY = [r"^journalctl -u corosync -u pacemaker --since=@\d+ --until=@\d+ --no-pager -o short-iso-precise$",
+JOURNAL = (r"^journalctl -u corosync -u pacemaker (?P<w>--since=@\d+ --until=@\d+ --no-pager -o short-iso-precise) && "
+           r"\{ k=\$\(journalctl -k -q (?P=w) 2>/dev/null\); \[ -z \"\$k\" \] \|\| printf '%s\\n' '-- kernel --' \"\$k\"; \}$")
+READ_ONLY = [JOURNAL,
              r"^cibadmin --query$", r"^crm_mon -1 --output-as=xml$", r"^crm_mon -1 -Af$", r"^true$",
              r"^mktemp -d /run/hakit-cib\.XXXXXX$", rf"^CIB_file={TEMP}/step\d+(-input)?\.xml ",
              rf"^crm_simulate --xml-file {TEMP}/step\d+(-input)?\.xml --simulate --save-output {TEMP}/step\d+\.xml",

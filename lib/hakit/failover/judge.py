@@ -37,6 +37,7 @@ class Observation:
     fences: list[FenceEvent] = field(default_factory=list)
     httpd_failcount: int = 0
     t_inject: float = 0.0
+    wall_offset: float = 0.0  # wall clock minus the monotonic clock of the samples (aligns them with journals)
     t_restore: float = 0.0
     t_heal: float | None = None
     # The incident's second phase: after the restore, until the cluster is in its normal placement again.

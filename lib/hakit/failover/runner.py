@@ -23,7 +23,7 @@ from ..lab import Lab
 from ..params import Params
 from ..remote import Host, connect
 from ..stages import cibstage
-from ..stages.driver import JOURNAL_DIR, journal_window
+from ..stages.driver import JOURNAL_DIR, journal_files, journal_window
 from . import timeline
 from .context import TrialContext, failcount
 from .judge import Observation, TrialRow, detect_recover, judge, trial_row
@@ -54,6 +54,12 @@ class Trial:
     t_heal: float | None = None
     t_back: float | None = None  # the cluster back in its normal placement (end of the incident)
     journals: dict[str, str] = field(default_factory=dict)  # node -> corosync/pacemaker journal of the trial
+    wall_offset: float = 0.0  # this machine's wall clock minus the monotonic clock the samples are on
+
+    def files(self) -> dict[str, object]:
+        """The trial's folder in the record: each node's journal, and every probe the client sent."""
+        probes = {"probes.csv": timeline.probe_table(self.probes, self.t_inject, self.wall_offset)} if self.probes else {}
+        return {**journal_files(self.journals), **probes}
 
     @property
     def log_name(self) -> str:
@@ -199,6 +205,7 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
             time.sleep(1.0)  # a second of healthy samples before the fault
             obs.t_inject = time.monotonic()
             wall_inject = time.time()
+            obs.wall_offset = wall_inject - obs.t_inject
             scn.inject(ctx)
             deadline = obs.t_inject + observe_s
             back_since: float | None = None
@@ -299,7 +306,8 @@ def run_trial(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, t
         f"{row.ended}" + (f", fenced {row.fenced}" if obs.fencing else "")
         + (f"; load: {obs.load.describe()}" if obs.load is not None else "")
         + ("" if not problems else f"; PROBLEMS: {row.problems}"))
-    return Trial(row, obs.probes, obs.arp, obs.cluster, obs.t_inject, obs.t_restore, obs.t_heal, obs.t_back)
+    return Trial(row, obs.probes, obs.arp, obs.cluster, obs.t_inject, obs.t_restore, obs.t_heal, obs.t_back,
+                 wall_offset=obs.wall_offset)
 
 
 def _fence_events(host: Host, since: float, until: float) -> list[FenceEvent]:

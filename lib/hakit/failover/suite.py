@@ -16,7 +16,7 @@ from ..notebook import connect_nodes, repo_root
 from ..params import Params
 from ..profiles import Profile, get_profile
 from ..stages.base import StageResult
-from ..stages.driver import JOURNAL_DIR, journal_files
+from ..stages.driver import JOURNAL_DIR
 from . import charts, runner
 from . import scenarios as catalogue
 from .load import LoadSpec
@@ -148,7 +148,7 @@ class FailoverSuite:
         if not self.frame.empty:
             artifacts = {"failover.csv": self.frame, "medians.csv": self.medians(),
                          "timelines.png": self.timelines(), "downtime.png": self.downtime(),
-                         JOURNAL_DIR: {t.log_name: journal_files(t.journals) for t in self.done}}
+                         JOURNAL_DIR: {t.log_name: t.files() for t in self.done}}
         return record.save(self.result, self.record_dir, artifacts=artifacts)
 
     def raise_if_failed(self) -> None:

@@ -7,7 +7,11 @@ relative to the moment a fault was injected. Nothing here does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -90,21 +94,34 @@ def downtime(samples: Sequence[ProbeSample], t0: float = float("-inf"), t1: floa
     return Downtime(last.end - runs[0].start, len(runs), failed, len(inside), True)
 
 
-def what_failed(samples: Sequence[ProbeSample], t0: float = float("-inf"), t1: float = float("inf"),
-                before_s: float = 10.0) -> str:
-    """The failed probes in [t0, t1) by the client's error, most frequent first, and how long the answers of
-    the ``before_s`` seconds before t0 took (p50 and the slowest): timeouts on a node that was already slow
-    to answer point at a starved machine, refusals or "no route" at the network or the service."""
+def what_failed(samples: Sequence[ProbeSample], t0: float = float("-inf"), t1: float = float("inf")) -> str:
+    """The failed probes in [t0, t1) by the client's error, most frequent first, and how long the answers before
+    t0 took (p50 and the slowest): timeouts on a node that answered fast just before point at a stall (a starved
+    machine), refusals or "no route" at the network or the service."""
     kinds: dict[str, int] = {}
     for s in samples:
         if t0 <= s.t < t1 and not s.ok:
             kinds[s.error or "failed"] = kinds.get(s.error or "failed", 0) + 1
     words = ", ".join(f"{n} {e}" for e, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
-    lat = sorted(s.latency for s in samples if t0 - before_s <= s.t < t0 and s.ok and s.latency is not None)
+    lat = sorted(s.latency for s in samples if s.t < t0 and s.ok and s.latency is not None)
     if lat:
-        words += (f"; answers in the {before_s:.0f} s before took p50 {lat[len(lat) // 2] * 1000:.0f} ms, "
+        words += (f"; the {len(lat)} answers before took p50 {lat[len(lat) // 2] * 1000:.0f} ms, "
                   f"the slowest {lat[-1] * 1000:.0f} ms")
     return words
+
+
+def probe_table(samples: Sequence[ProbeSample], t_inject: float, wall_offset: float) -> "pd.DataFrame":
+    """Every probe of a trial, one row each, for the record: seconds since the fault, this machine's wall clock
+    (UTC, to read beside the nodes' journals), whether the page came, from which node, the answer's latency
+    and the client's error."""
+    import pandas as pd
+
+    rows = [{"at_s": round(s.t - t_inject, 3),
+             "wall": datetime.fromtimestamp(s.t + wall_offset, timezone.utc).isoformat(timespec="microseconds"),
+             "ok": s.ok, "node": s.node or "",
+             "latency_ms": None if s.latency is None else round(s.latency * 1000, 1), "error": s.error}
+            for s in sorted(samples, key=lambda s: s.t)]
+    return pd.DataFrame(rows, columns=["at_s", "wall", "ok", "node", "latency_ms", "error"])
 
 
 def served(samples: Sequence[ProbeSample], t0: float = float("-inf"), t1: float = float("inf")) -> list[str]:

@@ -184,8 +184,17 @@ class ClusterSample:
     via: str
 
 
+def watch_pause(took: float, interval: float) -> float:
+    """How long ClusterWatch waits after a read that took ``took`` s: until ``interval`` after its start, and
+    never less than the read itself took, so the watch keeps its node busy at most half the time. A container
+    answers crm_mon in tens of ms (every ``interval`` s as asked); a TCG VM, where a read takes most of a
+    second and its vCPU shares this machine's cores with the node under test, is read half as often."""
+    return max(interval - took, took, 0.0)
+
+
 class ClusterWatch:
-    """crm_mon through ``host`` every ``interval`` s (a node expected to stay up during the trial)."""
+    """crm_mon through ``host`` every ``interval`` s (a node expected to stay up during the trial), or less
+    often where a read is slow (``watch_pause``)."""
 
     def __init__(self, host: Host, interval: float = 0.25, clock=time.monotonic) -> None:
         self.host = host
@@ -203,7 +212,7 @@ class ClusterWatch:
             except (RemoteError, FactParseError):
                 st = None
             self.samples.append(ClusterSample(t, st, self.host.name))
-            self._stop.wait(max(0.0, self.interval - (self.clock() - t)))
+            self._stop.wait(watch_pause(self.clock() - t, self.interval))
 
     def __enter__(self) -> "ClusterWatch":
         self._thread.start()

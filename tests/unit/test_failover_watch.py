@@ -1,0 +1,34 @@
+"""ClusterWatch paces itself on how long crm_mon takes on its node (a slow TCG VM is read less often)."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from hakit.failover import watch
+from hakit.failover.watch import ClusterWatch, watch_pause
+
+
+def test_watch_pause_keeps_the_asked_rate_where_reads_are_fast_and_idles_as_long_as_a_slow_read_took() -> None:
+    assert watch_pause(0.03, 0.25) == pytest.approx(0.22)  # a container: every 0.25 s as asked
+    assert watch_pause(0.8, 0.25) == pytest.approx(0.8)  # a TCG VM: its node busy at most half the time
+    assert watch_pause(0.125, 0.25) == pytest.approx(0.125)
+    assert watch_pause(12.0, 0.25) == 12.0 and watch_pause(0.0, 0.25) == 0.25
+
+
+def test_a_slow_node_is_read_about_half_as_often_as_reads_back_to_back_would(monkeypatch) -> None:
+    starts: list[float] = []
+
+    def slow_status(host, timeout):  # noqa: ARG001 - as cibstage.status is called
+        starts.append(time.monotonic())
+        time.sleep(0.2)
+        return None
+
+    monkeypatch.setattr(watch.cibstage, "status", slow_status)
+    with ClusterWatch(SimpleNamespace(name="vm-node2"), interval=0.05) as cw:  # type: ignore[arg-type]
+        time.sleep(1.0)
+    # back to back: a read every 0.2 s (5 in a second); paced: every 0.4 s at the most (3)
+    assert 1 <= len(cw.samples) <= 3, [round(t - starts[0], 2) for t in starts]
+    assert all(b - a >= 0.39 for a, b in zip(starts, starts[1:])), starts
