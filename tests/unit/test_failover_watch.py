@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -32,3 +33,31 @@ def test_a_slow_node_is_read_about_half_as_often_as_reads_back_to_back_would(mon
     # back to back: a read every 0.2 s (5 in a second); paced: every 0.4 s at the most (3)
     assert 1 <= len(cw.samples) <= 3, [round(t - starts[0], 2) for t in starts]
     assert all(b - a >= 0.39 for a, b in zip(starts, starts[1:])), starts
+
+
+def _lab(tmp_path, name: str):
+    import yaml
+
+    from hakit.lab import Lab
+    from hakit.params import parse_params
+
+    d = yaml.safe_load((Path(__file__).resolve().parents[2] / "params" / name).read_text())
+    d["lab"] |= {"state_dir": str(tmp_path / "state")}
+    p = parse_params(d, name)
+    return Lab(p, progress=lambda m: None), p
+
+
+@pytest.mark.parametrize(("name", "want"), [("lab.yaml", watch.PROBE_TIMEOUT_S), ("lab-qdevice.yaml", 0.3),
+                                            ("lab-vm.yaml", watch.PROBE_TIMEOUT_VM_S), ("lab-bonding.yaml", 1.0)])
+def test_the_client_waits_longer_for_an_answer_where_the_lab_has_tcg_vm_nodes(tmp_path, name, want) -> None:
+    from hakit.failover.runner import probe_timeout
+
+    lab, p = _lab(tmp_path, name)
+    assert probe_timeout(lab, p) == want
+
+
+def test_a_probe_has_enough_workers_to_keep_its_rate_while_each_waits_out_its_timeout() -> None:
+    from hakit.failover.watch import HttpProbe
+
+    assert len(HttpProbe("192.0.2.1")._threads) == 10  # 0.3 s / 0.04 s: 8 waiting at most
+    assert len(HttpProbe("192.0.2.1", timeout=1.0)._threads) == 27  # 25 waiting at most, 2 to spare

@@ -29,7 +29,7 @@ from .context import TrialContext, failcount
 from .judge import Observation, TrialRow, detect_recover, judge, trial_row
 from .load import LoadGenerator, LoadSpec
 from .scenarios import Scenario
-from .watch import ArpSample, ArpWatch, ClusterSample, ClusterWatch, HttpProbe
+from .watch import PROBE_TIMEOUT_S, PROBE_TIMEOUT_VM_S, ArpSample, ArpWatch, ClusterSample, ClusterWatch, HttpProbe
 from ..errors import HakitError
 
 Progress = Callable[[str], None]
@@ -199,7 +199,7 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
     watcher_host = connect(params, params.node(watch_node))  # its own SSH session: the watch runs in a thread
     say(f"{scn.name} #{trial}: inject on {active}")
     try:
-        with HttpProbe(str(params.vip.address)) as probe, ArpWatch(str(params.vip.address)) as arp, \
+        with HttpProbe(str(params.vip.address), timeout=probe_timeout(lab, params)) as probe, ArpWatch(str(params.vip.address)) as arp, \
                 ClusterWatch(watcher_host) as cw, \
                 (LoadGenerator(str(params.vip.address), load) if load else contextlib.nullcontext()) as busy:
             time.sleep(1.0)  # a second of healthy samples before the fault
@@ -285,6 +285,11 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
     finally:
         watcher_host.close()
     return obs
+
+
+def probe_timeout(lab: Lab, params: Params) -> float:
+    """The client's deadline for one answer: longer where the lab has (TCG) VM nodes (see PROBE_TIMEOUT_VM_S)."""
+    return PROBE_TIMEOUT_VM_S if any(lab.is_vm(n.name) for n in params.nodes) else PROBE_TIMEOUT_S
 
 
 def _reacted(cw: ClusterWatch, obs: Observation) -> bool:
