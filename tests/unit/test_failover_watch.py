@@ -25,7 +25,7 @@ def test_a_slow_node_is_read_about_half_as_often_as_reads_back_to_back_would(mon
     def slow_status(host, timeout):  # noqa: ARG001 - as cibstage.status is called
         starts.append(time.monotonic())
         time.sleep(0.2)
-        return None
+        return SimpleNamespace(nodes={})  # a reading (what it says does not matter to the pace)
 
     monkeypatch.setattr(watch.cibstage, "status", slow_status)
     with ClusterWatch(SimpleNamespace(name="vm-node2"), interval=0.05) as cw:  # type: ignore[arg-type]
@@ -33,6 +33,22 @@ def test_a_slow_node_is_read_about_half_as_often_as_reads_back_to_back_would(mon
     # back to back: a read every 0.2 s (5 in a second); paced: every 0.4 s at the most (3)
     assert 1 <= len(cw.samples) <= 3, [round(t - starts[0], 2) for t in starts]
     assert all(b - a >= 0.39 for a, b in zip(starts, starts[1:])), starts
+
+
+def test_a_failed_read_is_retried_without_the_pause_a_slow_answer_gets(monkeypatch) -> None:
+    from hakit.remote import RemoteError
+
+    starts: list[float] = []
+
+    def timing_out(host, timeout):  # noqa: ARG001 - a read that hangs, then fails (as an SSH timeout does)
+        starts.append(time.monotonic())
+        time.sleep(0.2)
+        raise RemoteError("vm-node2", "crm_mon -1 --output-as=xml", None, "timed out")
+
+    monkeypatch.setattr(watch.cibstage, "status", timing_out)
+    with ClusterWatch(SimpleNamespace(name="vm-node2"), interval=0.05) as cw:  # type: ignore[arg-type]
+        time.sleep(1.0)
+    assert len(cw.samples) >= 4 and all(s.status is None for s in cw.samples)  # back to back, not every 0.4 s
 
 
 def _lab(tmp_path, name: str):

@@ -223,7 +223,9 @@ class ClusterWatch:
             except (RemoteError, FactParseError):
                 st = None
             self.samples.append(ClusterSample(t, st, self.host.name))
-            self._stop.wait(watch_pause(self.clock() - t, self.interval))
+            took = self.clock() - t
+            # a failed read (a timeout, a dropped session) is no measure of the node's speed: read again soon
+            self._stop.wait(watch_pause(took, self.interval) if st is not None else max(0.0, self.interval - took))
 
     def __enter__(self) -> "ClusterWatch":
         self._thread.start()
