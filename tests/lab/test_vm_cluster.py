@@ -163,8 +163,9 @@ def test_stages_00_to_06_build_a_fenced_cluster_on_kernel_bonds(deployed) -> Non
 # Under TCG this suite passed 2 of 5 runs here at first: once vip's stop and a fence monitor ran into their
 # 20 s timeouts beside another worker's labs (pacemaker fenced vm-node2; since then op_timeout 60), once alone
 # Apache took 49 s to move and the slave pull cost 3 gaps (4.76 s), once beside two other labs every trial
-# starved. Run alone in sessions 10 and 11: 5 of 8 (2 of 2 after the deadline change); the slave-loss gaps were probes that passed the client's
-# 0.3 s deadline on a slow VM, and VM labs now probe with 1 s (README, "The all-VM lab").
+# starved. Run alone in sessions 10 and 11: 5 of 8 (2 of 2 after the deadline change); the slave-loss gaps
+# were probes that passed the client's 0.3 s deadline on a slow VM, and VM labs now probe with 1 s (README,
+# "The all-VM lab").
 def test_node_crash_apache_crash_and_slave_loss_on_kernel_bonds(deployed, tmp_path: Path) -> None:
     lab, _ = deployed
     rec = tmp_path / "record"
