@@ -162,8 +162,9 @@ def test_what_failed_counts_the_clients_errors_and_says_how_slow_the_answers_wer
     refused = "[Errno 111] Connection refused"
     before = [ProbeSample(t / 10, True, "A", latency=lat) for t, lat in enumerate((0.01, 0.02, 0.25, 0.03))]
     samples = before + [fail(1.0), fail(1.1), ProbeSample(1.2, False, None, error=refused), ok(1.3), fail(9.0)]
+    # p50 by nearest rank, as load.percentile (the client load's p50) gives it: of 10, 20, 30 and 250 ms, 20
     assert what_failed(samples, 1.0, 5.0) == (f"2 timed out, 1 {refused}; the 4 answers before took p50 "
-                                              "30 ms, the slowest 250 ms")
+                                              "20 ms, the slowest 250 ms")
     assert what_failed(samples, 0.0, 5.0) == f"2 timed out, 1 {refused}"  # no answer before: nothing said of them
     assert what_failed([fail(0.0), ProbeSample(0.1, False, None)], 0.0, 1.0) == "1 failed, 1 timed out"
 

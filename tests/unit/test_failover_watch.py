@@ -17,6 +17,9 @@ def test_watch_pause_keeps_the_asked_rate_where_reads_are_fast_and_idles_as_long
     assert watch_pause(0.8, 0.25) == pytest.approx(0.8)  # a TCG VM: its node busy at most half the time
     assert watch_pause(0.125, 0.25) == pytest.approx(0.125)
     assert watch_pause(12.0, 0.25) == 12.0 and watch_pause(0.0, 0.25) == 0.25
+    # a failed read sets no pace: the next one comes after the interval, however long the failure took
+    assert watch_pause(0.05, 0.25, answered=False) == pytest.approx(0.2)
+    assert watch_pause(10.0, 0.25, answered=False) == 0.0
 
 
 def test_a_slow_node_is_read_about_half_as_often_as_reads_back_to_back_would(monkeypatch) -> None:

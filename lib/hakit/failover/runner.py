@@ -199,8 +199,8 @@ def observe(lab: Lab, params: Params, hosts: dict[str, Host], scn: Scenario, tri
     watcher_host = connect(params, params.node(watch_node))  # its own SSH session: the watch runs in a thread
     say(f"{scn.name} #{trial}: inject on {active}")
     try:
-        with HttpProbe(str(params.vip.address), timeout=probe_timeout(lab, params)) as probe, ArpWatch(str(params.vip.address)) as arp, \
-                ClusterWatch(watcher_host) as cw, \
+        with HttpProbe(str(params.vip.address), timeout=probe_timeout(lab, params)) as probe, \
+                ArpWatch(str(params.vip.address)) as arp, ClusterWatch(watcher_host) as cw, \
                 (LoadGenerator(str(params.vip.address), load) if load else contextlib.nullcontext()) as busy:
             time.sleep(1.0)  # a second of healthy samples before the fault
             obs.t_inject = time.monotonic()

@@ -6,9 +6,12 @@ relative to the moment a fault was injected. Nothing here does I/O.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Sequence
+
+from .load import percentile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,15 +101,11 @@ def what_failed(samples: Sequence[ProbeSample], t0: float = float("-inf"), t1: f
     """The failed probes in [t0, t1) by the client's error, most frequent first, and how long the answers before
     t0 took (p50 and the slowest): timeouts on a node that answered fast just before point at a stall (a starved
     machine), refusals or "no route" at the network or the service."""
-    kinds: dict[str, int] = {}
-    for s in samples:
-        if t0 <= s.t < t1 and not s.ok:
-            kinds[s.error or "failed"] = kinds.get(s.error or "failed", 0) + 1
+    kinds = Counter(s.error or "failed" for s in samples if t0 <= s.t < t1 and not s.ok)
     words = ", ".join(f"{n} {e}" for e, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
-    lat = sorted(s.latency for s in samples if s.t < t0 and s.ok and s.latency is not None)
+    lat = [s.latency * 1000 for s in samples if s.t < t0 and s.ok and s.latency is not None]
     if lat:
-        words += (f"; the {len(lat)} answers before took p50 {lat[len(lat) // 2] * 1000:.0f} ms, "
-                  f"the slowest {lat[-1] * 1000:.0f} ms")
+        words += f"; the {len(lat)} answers before took p50 {percentile(lat, 50):.0f} ms, the slowest {max(lat):.0f} ms"
     return words
 
 

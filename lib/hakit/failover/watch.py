@@ -195,12 +195,13 @@ class ClusterSample:
     via: str
 
 
-def watch_pause(took: float, interval: float) -> float:
+def watch_pause(took: float, interval: float, answered: bool = True) -> float:
     """How long ClusterWatch waits after a read that took ``took`` s: until ``interval`` after its start, and
-    never less than the read itself took, so the watch keeps its node busy at most half the time. A container
+    never less than an answered read took, so the watch keeps its node busy at most half the time. A container
     answers crm_mon in tens of ms (every ``interval`` s as asked); a TCG VM, where a read takes most of a
-    second and its vCPU shares this machine's cores with the node under test, is read half as often."""
-    return max(interval - took, took, 0.0)
+    second and its vCPU shares this machine's cores with the node under test, is read half as often. A failed
+    read (a timeout, a dropped session) is no measure of the node's speed: the next comes after ``interval``."""
+    return max(interval - took, took if answered else 0.0, 0.0)
 
 
 class ClusterWatch:
@@ -223,9 +224,7 @@ class ClusterWatch:
             except (RemoteError, FactParseError):
                 st = None
             self.samples.append(ClusterSample(t, st, self.host.name))
-            took = self.clock() - t
-            # a failed read (a timeout, a dropped session) is no measure of the node's speed: read again soon
-            self._stop.wait(watch_pause(took, self.interval) if st is not None else max(0.0, self.interval - took))
+            self._stop.wait(watch_pause(self.clock() - t, self.interval, answered=st is not None))
 
     def __enter__(self) -> "ClusterWatch":
         self._thread.start()
